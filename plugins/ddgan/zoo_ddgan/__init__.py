@@ -1,0 +1,1 @@
+"""zoo plugin package zoo_ddgan."""

@@ -1,0 +1,21 @@
+"""The core's own samplers and conditioners, registered through the same hooks a third-party plugin uses."""
+
+from __future__ import annotations
+
+from zoo_core.hookspecs import Register, hookimpl
+
+
+@hookimpl
+def zoo_register_samplers(register: Register) -> None:
+    register("ddpm", "zoo_core.samplers.ddpm:DDPMSampler")
+    register("dpm++2m", "zoo_core.samplers.dpm_solver:DPMSolverMultistepSampler")
+    register("euler", "zoo_core.samplers.euler:EulerSampler")
+    register("euler-a", "zoo_core.samplers.euler:EulerAncestralSampler")
+    register("heun", "zoo_core.samplers.heun:HeunSampler")
+    register("gan", "zoo_core.samplers.gan:GANSampler")
+
+
+@hookimpl
+def zoo_register_conditioners(register: Register) -> None:
+    register("none", "zoo_core.conditioner:NoConditioner")
+    register("class-label", "zoo_core.conditioner:ClassLabelConditioner")

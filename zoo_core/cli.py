@@ -1,0 +1,297 @@
+"""The ``zoo`` command line. Listing commands import neither torch nor plugin model code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from zoo_core import __version__
+from zoo_core.errors import ZooError
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from zoo_core.api import info, list_models
+
+    names = list_models(args.pattern, family=args.family)
+    cards = [info(n) for n in names]
+    if args.json:
+        _print_json([c.model_dump(mode="json", exclude={"metrics"}) for c in cards])
+        return 0
+    if not cards:
+        print("no models match" if args.pattern or args.family else "no models registered")
+        return 0
+    width = max(len(c.name) for c in cards)
+    fam = max(len(c.family) for c in cards)
+    for c in cards:
+        where = c.weights.source if c.weights else "(no weights: random init)"
+        print(f"{c.name:<{width}}  {c.family:<{fam}}  {where}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from zoo_core.api import info
+
+    card = info(args.name)
+    data = card.model_dump(mode="json", exclude_none=True)
+    if args.json:
+        _print_json(data)
+    else:
+        import yaml
+
+        print(yaml.safe_dump(data, sort_keys=False).rstrip())
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from zoo_core.api import list_plugins
+
+    plugins = list_plugins()
+    if args.json:
+        _print_json([p.as_dict() for p in plugins])
+        return 0
+    for p in plugins:
+        status = "ok" if p.ok else "FAILED"
+        things = ", ".join(f"{len(v)} {k}" for k, v in p.registered.items()) or "nothing registered"
+        print(f"{p.name} {p.version or ''} [{status}] ({p.distribution or 'in-process'}): {things}")
+        for error in p.errors:
+            print(f"    error: {error}")
+    return 0 if all(p.ok for p in plugins) else 1
+
+
+def cmd_samplers(args: argparse.Namespace) -> int:
+    from zoo_core.api import get_sampler, list_samplers
+    from zoo_core.registry import get_registry
+
+    rows = []
+    for name in list_samplers():
+        entry = get_registry().entry("samplers", name)
+        try:
+            sampler = get_sampler(name)
+            rows.append(
+                {
+                    "name": name,
+                    "plugin": entry.plugin,
+                    "kinds": list(sampler.kinds),
+                    "prediction_types": list(sampler.prediction_types),
+                    "options": sorted(sampler.options),
+                    "description": sampler.description,
+                }
+            )
+        except ZooError as exc:
+            rows.append({"name": name, "plugin": entry.plugin, "error": str(exc)})
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        if "error" in row:
+            print(f"{row['name']:<10} ({row['plugin']}) ERROR: {row['error']}")
+            continue
+        options = f" options: {', '.join(row['options'])}" if row["options"] else ""
+        print(
+            f"{row['name']:<10} ({row['plugin']}) kinds: {', '.join(row['kinds'])}.{options} — {row['description']}"
+        )
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from zoo_core import weights
+    from zoo_core.api import info
+
+    card = info(args.name)
+    if card.weights is None:
+        print(f"{args.name} has no weights to download (it is built from its config)")
+        return 0
+    path = weights.resolve(
+        card.weights.source,
+        revision=args.revision or card.weights.revision,
+        files=card.weights.files,
+        sha256=card.weights.sha256,
+        cache_dir=args.cache_dir,
+    )
+    print(path)
+    return 0
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from zoo_core.api import load
+    from zoo_core.images import save_grid
+
+    kwargs: dict[str, Any] = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"zoo sample: --set expects key=value, got {item!r}")
+        kwargs[key.replace("-", "_")] = _parse_value(value)
+    for key in ("prompt", "negative_prompt", "guidance_scale", "eta", "truncation_psi"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
+    if args.labels is not None:
+        kwargs["labels"] = [int(v) for v in args.labels.split(",")]
+    model = load(
+        args.name, device=args.device, dtype=args.dtype, revision=args.revision, weights=args.weights
+    )
+    images = model.sample(
+        args.n, sampler=args.sampler, steps=args.steps, seed=args.seed, progress=not args.quiet, **kwargs
+    )
+    path = save_grid(images, args.out, nrow=args.nrow, scale=args.scale)
+    print(f"wrote {args.n} samples of {args.name} to {path}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from zoo_core.hub import push
+
+    url = push(
+        args.directory,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.message,
+    )
+    print(url)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from zoo_core.registry import get_registry
+
+    convert = get_registry().get("converters", args.converter)
+    options = {k.replace("-", "_"): _parse_value(v) for k, _, v in (s.partition("=") for s in args.set or [])}
+    out = convert(Path(args.source), Path(args.out), **options)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from zoo_core.training.api import train_from_cli
+
+    return train_from_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="A model zoo for generative image models.")
+    parser.add_argument("--version", action="version", version=f"zoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("list", help="list registered models")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'ddpm-*'")
+    p.add_argument("--family")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="show a model card")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plugins", help="list plugins, what they registered, and their errors")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("samplers", help="list samplers and the model kinds they run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_samplers)
+
+    p = sub.add_parser("download", help="download (and verify) a model's weights into the Hub cache")
+    p.add_argument("name")
+    p.add_argument("--revision")
+    p.add_argument("--cache-dir")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("sample", help="sample a PNG grid from a model")
+    p.add_argument("name")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="grid.png")
+    p.add_argument("--sampler")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--device")
+    p.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--revision")
+    p.add_argument("--weights", help="replace the card's weights source (directory, file or hf://...)")
+    p.add_argument("--prompt")
+    p.add_argument("--negative-prompt")
+    p.add_argument("--guidance-scale", type=float)
+    p.add_argument("--eta", type=float)
+    p.add_argument("--truncation-psi", type=float)
+    p.add_argument("--labels", help="comma-separated class labels, one per image")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="any other sample() argument (JSON value)"
+    )
+    p.add_argument("--nrow", type=int)
+    p.add_argument("--scale", type=int, default=1, help="enlarge the grid by this factor (nearest neighbour)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("push", help="upload a saved model directory to the Hugging Face Hub")
+    p.add_argument("directory")
+    p.add_argument("repo_id")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--revision")
+    p.add_argument("--message")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("convert", help="convert an official checkpoint into the zoo format")
+    p.add_argument("converter", help="converter name (see `zoo plugins --json`)")
+    p.add_argument("source")
+    p.add_argument("out")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("train", help="train a model (also under torchrun)")
+    p.add_argument("name", help="trainer / family name, e.g. ddpm")
+    p.add_argument("--config", help="YAML training config")
+    p.add_argument(
+        "--resume", action="store_true", help="resume from the newest checkpoint in the output dir"
+    )
+    p.add_argument("--out", help="output directory (overrides the config)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    p.set_defaults(func=cmd_train)
+
+    _add_plugin_commands(sub)
+    return parser
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    from zoo_core.registry import get_registry
+
+    registry = get_registry()
+    for plugin in list(registry.plugins.values()):
+        for impl in registry.pm.hook.zoo_register_commands.get_hookimpls():
+            if impl.plugin_name == plugin.name:
+                try:
+                    impl.function(cli=sub)
+                except Exception as exc:  # a broken plugin command must not break `zoo`
+                    registry._fail(plugin, f"zoo_register_commands raised {type(exc).__name__}: {exc}", exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except ZooError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The Model base class: every zoo model samples, saves and loads the same way.
+
+A model is a ``torch.nn.Module`` with a pydantic ``config``. ``sample`` is shared: it picks a sampler from the
+registry, draws seeded noise, runs the sampler and decodes. Subclasses provide the network, ``kind`` ("diffusion"
+models implement the Denoiser protocol, "gan" models the Generator protocol) and, if they are conditional,
+``prepare_conditioning``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from zoo_core import weights
+from zoo_core.config import Config
+from zoo_core.errors import ConfigError, WeightsError
+from zoo_core.seeding import Seed, make_generator
+
+if TYPE_CHECKING:
+    from zoo_core.cards import ModelCard
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+ARCH_KEY = "_zoo_architecture"
+
+
+def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "half": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float64": torch.float64,
+    }
+    if str(dtype) not in names:
+        raise ValueError(f"Unknown dtype {dtype!r}; expected one of {', '.join(names)}")
+    return names[str(dtype)]
+
+
+class Model(nn.Module):
+    """Base of every zoo model. Subclasses set ``architecture``, ``config_class`` and ``kind``."""
+
+    architecture: ClassVar[str]
+    config_class: ClassVar[type[Config]] = Config
+    kind: ClassVar[str] = "diffusion"
+    default_sampler: str | None = None
+    default_steps: int | None = None
+
+    def __init__(self, config: Config | Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.config = self.config_class.parse(config, where=type(self).__name__)
+        self.card: ModelCard | None = None
+
+    # -- device and dtype ---------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for tensor in self.parameters():
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return torch.float32
+
+    # -- sampling -----------------------------------------------------------------------------------------------
+    def sample(
+        self,
+        n: int = 1,
+        *,
+        sampler: str | Any | None = None,
+        steps: int | None = None,
+        seed: Seed = None,
+        output: Literal["tensor", "pil", "numpy"] = "tensor",
+        progress: bool = False,
+        x_T: torch.Tensor | None = None,
+        callback: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Draw ``n`` images: a tensor [n, C, H, W] in [-1, 1] (or PIL images / uint8 arrays with ``output``).
+
+        ``sampler`` is a registered name (``zoo samplers``) or a Sampler instance; keyword arguments the sampler
+        declares in ``options`` (``eta`` for DDIM, ...) go to it, the rest to ``prepare_conditioning``.
+        The same ``seed`` gives the same images on the same device and dtype.
+        """
+        from zoo_core.api import get_sampler
+        from zoo_core.sampler import Sampler
+
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer number of images, got {n!r}")
+        if sampler is None and self.default_sampler is None:
+            raise ValueError(
+                f"{type(self).__name__} has no default sampler: pass sampler=... (see `zoo samplers`)"
+            )
+        sampler_obj = (
+            sampler if isinstance(sampler, Sampler) else get_sampler(sampler or self.default_sampler)
+        )
+        sampler_obj.check(self)
+        sampler_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in sampler_obj.options}
+        generator = make_generator(seed, n)
+        if steps is None and sampler_obj.name == self.default_sampler:
+            steps = self.default_steps  # the card's steps belong to the card's sampler
+        with torch.no_grad():
+            cond, sample_model = self.prepare_conditioning(n, **kwargs)
+            shape = (n, *(self.sample_shape if self.kind == "diffusion" else self.latent_shape))
+            x = sampler_obj(
+                sample_model,
+                shape,
+                steps=steps,
+                generator=generator,
+                cond=cond,
+                x_T=x_T,
+                callback=callback,
+                progress=progress,
+                **sampler_kwargs,
+            )
+            images = self.decode(x) if self.kind == "diffusion" else x
+        return self.format_output(images, output)
+
+    def prepare_conditioning(self, n: int, **kwargs: Any) -> tuple[Any, Any]:
+        """(conditioning, model to sample) for ``n`` images; conditional models override this.
+
+        The second value lets a model wrap itself, e.g. in classifier-free guidance.
+        """
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}.sample() got unexpected arguments {sorted(kwargs)}; it is unconditional "
+                "and takes only n, sampler, steps, seed, output and the sampler's options"
+            )
+        return None, self
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Sampler space -> images in [-1, 1]. Pixel-space models return ``x`` unchanged."""
+        return x
+
+    @staticmethod
+    def format_output(images: torch.Tensor, output: str) -> Any:
+        from zoo_core import images as imaging
+
+        if output == "tensor":
+            return images
+        if output == "pil":
+            return imaging.to_pil(images)
+        if output == "numpy":
+            return imaging.to_uint8(images)
+        raise ValueError(f"output must be 'tensor', 'pil' or 'numpy', got {output!r}")
+
+    # -- persistence --------------------------------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        return {ARCH_KEY: self.architecture, **self.config.model_dump(mode="json")}
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (atomically) to ``directory``; ``from_pretrained`` reads it."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights.save_safetensors(
+            self.state_dict(),
+            directory / WEIGHTS_NAME,
+            metadata={"format": "pt", "zoo_architecture": self.architecture},
+        )
+        weights.write_json_atomic(self.config_dict(), directory / CONFIG_NAME)
+        if self.card is not None:
+            weights.write_json_atomic(self.card.model_dump(mode="json"), directory / "card.json")
+        return directory
+
+    @classmethod
+    def read_config(cls, directory: Path, overrides: Mapping[str, Any] | None = None) -> Config:
+        """The config stored with the weights (our format); subclasses also read other layouts (diffusers)."""
+        path = directory / CONFIG_NAME
+        if not path.exists():
+            if overrides is not None:
+                return cls.config_class.parse(overrides, where="the model card")
+            raise WeightsError(f"{directory} has no {CONFIG_NAME}: is it a saved zoo model?")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        arch = data.pop(ARCH_KEY, None)
+        if arch is not None and arch != cls.architecture:
+            raise WeightsError(f"{path} holds a {arch!r} model, not {cls.architecture!r}")
+        return cls.config_class.parse(data, where=str(path))
+
+    @classmethod
+    def read_state_dict(cls, directory: Path) -> dict[str, torch.Tensor]:
+        """The state dict stored in ``directory``, mapped onto our parameter names; subclasses add layouts."""
+        path = directory / WEIGHTS_NAME if directory.is_dir() else directory
+        if not path.exists():
+            raise WeightsError(f"{directory} has no {WEIGHTS_NAME}")
+        return weights.load_safetensors(path)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo: str | os.PathLike[str],
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        revision: str | None = None,
+        card: ModelCard | None = None,
+    ) -> Model:
+        """Load a model saved by ``save_pretrained``, from a directory, ``hf://org/repo`` or ``embedded:...``."""
+        spec = card.weights if card is not None and card.weights is not None else None
+        directory = weights.resolve(
+            path_or_repo,
+            revision=revision or (spec.revision if spec else None),
+            files=spec.files if spec else (),
+            sha256=spec.sha256 if spec else None,
+        )
+        config = cls.read_config(directory, overrides=card.config if card is not None else None)
+        with torch.device("meta"):
+            model = cls(config)
+        state = cls.read_state_dict(directory)
+        weights.check_state_dict(model, state, str(path_or_repo))
+        model.load_state_dict(state, strict=True, assign=True)
+        model._materialize_non_persistent()
+        return model._finish_loading(card, device, dtype)
+
+    @classmethod
+    def from_card(
+        cls,
+        card: ModelCard,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        revision: str | None = None,
+        weights_source: str | os.PathLike[str] | None = None,
+    ) -> Model:
+        """Build the model a card describes: its weights if it names any, else a fresh model of its config."""
+        source = weights_source or (card.weights.source if card.weights else None)
+        if source is None:
+            try:
+                model = cls(card.config)
+            except ConfigError as exc:
+                raise ConfigError(f"Card {card.name!r}: {exc}") from None
+            return model._finish_loading(card, device, dtype)
+        return cls.from_pretrained(source, device=device, dtype=dtype, revision=revision, card=card)
+
+    def _materialize_non_persistent(self) -> None:
+        """Buffers not in the state dict are still on the meta device after loading: rebuild them on the CPU."""
+        meta = [name for name, b in self.named_buffers() if b.is_meta]
+        if meta:
+            fresh = type(self)(self.config)
+            fresh_buffers = dict(fresh.named_buffers())
+            for name in meta:
+                module_name, _, buffer_name = name.rpartition(".")
+                owner = self.get_submodule(module_name) if module_name else self
+                owner._buffers[buffer_name] = fresh_buffers[name]
+
+    def _finish_loading(self, card: ModelCard | None, device: Any, dtype: Any) -> Model:
+        self.card = card
+        if card is not None:
+            self.default_sampler = card.default_sampler or self.default_sampler
+            self.default_steps = card.default_steps or self.default_steps
+        self.to(device=device, dtype=parse_dtype(dtype))
+        return self.eval()

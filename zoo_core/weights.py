@@ -1,0 +1,214 @@
+"""Weights: resolve a source to local files, verify checksums, load safetensors into a model with clear errors.
+
+Sources:
+- ``hf://org/repo[@revision][/subfolder]`` - the Hugging Face Hub, through ``huggingface_hub`` (see ``zoo_core.hub``);
+- ``embedded:package/relative/path`` - files shipped inside an installed plugin package;
+- a local directory or file path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo_core.errors import ChecksumError, WeightsError
+
+
+@dataclass(frozen=True)
+class HubSource:
+    repo_id: str
+    revision: str | None = None
+    subfolder: str | None = None
+
+
+def parse_hf_source(source: str) -> HubSource:
+    """``hf://org/repo[@revision][/subfolder]`` (also ``hf-hub:``) -> its parts."""
+    for prefix in ("hf://", "hf-hub:"):
+        if source.startswith(prefix):
+            rest = source[len(prefix) :].strip("/")
+            break
+    else:
+        raise WeightsError(f"{source!r} is not a Hub source; expected hf://org/repo[@revision][/subfolder]")
+    parts = rest.split("/")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise WeightsError(f"Hub source {source!r} must name org/repo, e.g. hf://google/ddpm-cifar10-32")
+    name, _, revision = parts[1].partition("@")
+    subfolder = "/".join(parts[2:]) or None
+    return HubSource(f"{parts[0]}/{name}", revision or None, subfolder)
+
+
+def is_hub_source(source: str) -> bool:
+    return source.startswith(("hf://", "hf-hub:"))
+
+
+def embedded_path(source: str) -> Path:
+    """``embedded:zoo_ddpm/weights/ddpm-digits`` -> the directory inside the installed ``zoo_ddpm`` package."""
+    rest = source.removeprefix("embedded:").strip("/")
+    package, _, relative = rest.partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(
+            f"Embedded weights {source!r} live in package {package!r}, which is not installed. "
+            f"Install the plugin that ships them (pip install -e plugins/...)."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.exists():
+        raise WeightsError(
+            f"Embedded weights {source!r}: {path} does not exist (a broken install of {package!r}?)"
+        )
+    return path
+
+
+def resolve(
+    source: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    files: Sequence[str] = (),
+    sha256: Mapping[str, str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """A local path (directory or file) holding the weights of ``source``, downloaded and verified if needed."""
+    source = os.fspath(source)
+    if is_hub_source(source):
+        from zoo_core.hub import download
+
+        path = download(source, revision=revision, allow_patterns=files, cache_dir=cache_dir)
+    elif source.startswith("embedded:"):
+        path = embedded_path(source)
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise WeightsError(
+                f"Weights path {source!r} does not exist. Give a local directory or file, hf://org/repo for the "
+                "Hugging Face Hub, or a model name from `zoo list`."
+            )
+    if sha256:
+        verify_checksums(path, sha256)
+    return path
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksums(root: Path, expected: Mapping[str, str]) -> None:
+    """Check every file named in ``expected`` (relative to ``root``) against its sha256."""
+    for name, digest in expected.items():
+        path = root / name if root.is_dir() else root
+        if not path.exists():
+            raise WeightsError(f"{path} is missing: the card lists a checksum for {name!r}")
+        actual = sha256_file(path)
+        if actual != digest.lower():
+            raise ChecksumError(
+                f"Checksum mismatch for {path}: expected sha256 {digest}, got {actual}. The file is corrupt or not "
+                "the revision the card pins; delete it and download again."
+            )
+
+
+def load_safetensors(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(os.fspath(path), device=str(device))
+    except (SafetensorsError, OSError, ValueError) as exc:
+        raise WeightsError(f"Could not read safetensors file {os.fspath(path)!r}: {exc}") from None
+
+
+def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """Read a ``.bin``/``.pth``/``.pt`` with ``weights_only=True``: tensors and plain containers, never code."""
+    try:
+        return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"Could not read {os.fspath(path)!r} safely with torch.load(weights_only=True): {exc}. zoo never "
+            "unpickles arbitrary code; convert the file with its converter (`zoo convert`)."
+        ) from None
+
+
+def save_safetensors(
+    state: Mapping[str, torch.Tensor], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write safetensors atomically: to a temporary file in the same directory, then rename over the target."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=dict(metadata or {}))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _preview(keys: Sequence[str], limit: int = 8) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def check_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise a WeightsError listing missing keys, unexpected keys and shape mismatches, before anything is loaded."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_preview(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_preview(unexpected)}")
+    if mismatched:
+        problems.append(
+            f"shape mismatches: {'; '.join(mismatched[:5])}" + (" ..." if len(mismatched) > 5 else "")
+        )
+    if problems:
+        raise WeightsError(
+            f"Weights in {source} do not fit {type(module).__name__}: "
+            + " | ".join(problems)
+            + ". Is this checkpoint for another model or config?"
+        )
+
+
+def load_state_dict_checked(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``module`` after ``check_state_dict``, casting to each parameter's dtype."""
+    check_state_dict(module, state, source)
+    module.load_state_dict(dict(state), strict=True)
