@@ -121,12 +121,12 @@ def verify_checksums(root: Path, expected: Mapping[str, str]) -> None:
 def load_safetensors(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         return load_file(os.fspath(path), device=str(device))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"Could not read safetensors file {os.fspath(path)!r}: {exc}") from None
 
 
@@ -154,11 +154,19 @@ def save_safetensors(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=dict(metadata or {}))
+        _default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _default_permissions(path: str) -> None:
+    """mkstemp makes files private (0600); give them the permissions a plain open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> Path:
@@ -169,6 +177,7 @@ def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, sort_keys=False)
             handle.write("\n")
+        _default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
