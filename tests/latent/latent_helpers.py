@@ -1,0 +1,98 @@
+"""Test helpers for the latent family: a small CLIP-format BPE vocabulary and tiny model configs."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import regex
+
+CORPUS = """
+a photo of a red cube on a blue background. a painting of a green circle, oil on canvas!
+an astronaut riding a horse on the moon, highly detailed, 4k, trending on artstation
+the quick brown fox jumps over the lazy dog; it's a dog's life, isn't it? they're here and we've gone
+photograph of 3 cats and 12 dogs in 1999 -- "sharp focus" (masterpiece) [best quality] {detail}
+un café très crème à paris, naïve façade, über straße, 東京 タワー 😀 emoji
+a small yellow triangle, a large purple square, a tiny orange star, blurry, low quality, deformed
+"""
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character map (printable bytes map to themselves)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    keep += list(range(ord("®"), ord("ÿ") + 1))
+    chars = keep[:]
+    n = 0
+    for b in range(256):
+        if b not in keep:
+            keep.append(b)
+            chars.append(256 + n)
+            n += 1
+    return dict(zip(keep, (chr(c) for c in chars), strict=True))
+
+
+def learn_clip_bpe(
+    corpus: str = CORPUS, num_merges: int = 300
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A CLIP-format vocab (256 bytes, 256 bytes + ``</w>``, merges, start/end tokens) learnt greedily on ``corpus``."""
+    byte_map = bytes_to_unicode()
+    words = regex.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+", corpus.lower())
+    counts = collections.Counter(words)
+    splits = {}
+    for word in counts:
+        symbols = [byte_map[b] for b in word.encode("utf-8")]
+        symbols[-1] += "</w>"
+        splits[word] = symbols
+    base = list(byte_map.values())
+    vocab_list = base + [c + "</w>" for c in base]
+    merges: list[tuple[str, str]] = []
+    for _ in range(num_merges):
+        pairs: collections.Counter[tuple[str, str]] = collections.Counter()
+        for word, symbols in splits.items():
+            for pair in zip(symbols, symbols[1:], strict=False):
+                pairs[pair] += counts[word]
+        if not pairs:
+            break
+        best = max(pairs, key=lambda p: (pairs[p], p))
+        merges.append(best)
+        vocab_list.append(best[0] + best[1])
+        for word, symbols in splits.items():
+            merged, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    merged.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    merged.append(symbols[i])
+                    i += 1
+            splits[word] = merged
+    vocab_list += ["<|startoftext|>", "<|endoftext|>"]
+    return {tok: i for i, tok in enumerate(vocab_list)}, merges
+
+
+def write_tokenizer_folder(directory: Path, pad_token: str = "<|endoftext|>", max_length: int = 77) -> Path:
+    """A diffusers-style ``tokenizer/`` folder with the learnt vocab."""
+    vocab, merges = learn_clip_bpe()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    (directory / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": max_length,
+        "bos_token": {
+            "__type": "AddedToken",
+            "content": "<|startoftext|>",
+            "lstrip": False,
+            "normalized": True,
+            "rstrip": False,
+        },
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": pad_token,
+        "do_lower_case": True,
+        "errors": "replace",
+    }
+    (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return directory
