@@ -22,4 +22,8 @@ for plugin in plugins/*/; do
   [ -f "${plugin}pyproject.toml" ] && packages+=(-e "${plugin}")
 done
 "${PIP[@]}" "${packages[@]}"
+if [ -n "$extras" ]; then
+  # The tutorial plugin, installed (not editable) the way a stranger installs a third-party plugin.
+  "${PIP[@]}" ./examples/zoo-plugin-example
+fi
 echo "setup: installed zoo-core and $(( (${#packages[@]} - 2) / 2 )) plugins"

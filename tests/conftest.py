@@ -1,0 +1,41 @@
+"""Shared test set-up: every test sees a fresh plugin registry and no user registry file."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # test helpers (hubserver, toy models) import as top-level modules
+
+# Keep the Hub unreachable by accident: tests that talk to a Hub start a local server and set the endpoint.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.pop("ZOO_REGISTRY", None)
+os.environ.pop("ZOO_LOAD_PLUGINS", None)
+os.environ.pop("ZOO_STRICT_PLUGINS", None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    """Rediscover plugins for every test, so environment changes and in-process plugins do not leak."""
+    from zoo_core.registry import reset_registry
+
+    reset_registry()
+    yield
+    reset_registry()
+
+
+@pytest.fixture
+def registry():
+    from zoo_core.registry import get_registry
+
+    return get_registry()
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return TESTS / "fixtures"
