@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zoo_core.nn.activations import activation
-from zoo_core.nn.attention import Attention, AttentionHook
+from zoo_core.nn.attention import Attention, AttentionHook, rename_legacy_attention_keys
 from zoo_core.nn.embeddings import TimestepEmbedding, Timesteps, timestep_embedding
 from zoo_core.nn.resampling import Downsample2D, Upsample2D
 from zoo_core.nn.resnet import ResnetBlock2D
@@ -39,5 +39,6 @@ __all__ = [
     "Upsample2D",
     "activation",
     "block_class",
+    "rename_legacy_attention_keys",
     "timestep_embedding",
 ]

@@ -7,7 +7,8 @@ cross-attention of text-to-image UNets (``cross_attention_dim``, 3-D input). Par
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -118,3 +119,20 @@ class Attention(nn.Module):
         if self.rescale_output_factor != 1.0:
             out = out / self.rescale_output_factor
         return out
+
+
+_LEGACY_ATTENTION_NAMES = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+_LEGACY_ATTENTION_KEY = re.compile(r"^(.*attentions\.\d+)\.(query|key|value|proj_attn)\.(weight|bias)$")
+
+
+def rename_legacy_attention_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map the attention names of early diffusers checkpoints (``query``/``key``/``value``/``proj_attn``, still
+    in e.g. ``google/ddpm-*`` ``.bin`` files) onto ``to_q``/``to_k``/``to_v``/``to_out.0``; other keys pass."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        match = _LEGACY_ATTENTION_KEY.match(key)
+        if match:
+            prefix, name, kind = match.groups()
+            key = f"{prefix}.{_LEGACY_ATTENTION_NAMES[name]}.{kind}"
+        out[key] = value
+    return out

@@ -1,5 +1,20 @@
-"""Entry point of the zoo_ddpm plugin: registers its models, samplers and cards with zoo (lightweight: no torch import)."""
+"""Entry point of the zoo_ddpm plugin: registers its models, converter and cards with zoo (lightweight: no torch import)."""
 
 from __future__ import annotations
 
-from zoo import hookimpl  # noqa: F401
+from zoo import hookimpl
+
+MODEL = "zoo_ddpm.model:DDPMModel"
+
+
+@hookimpl
+def zoo_register_models(register):
+    register("ddpm.unet", MODEL)
+    # diffusers folders name their class in config.json / model_index.json (see zoo_core.formats)
+    for name in ("UNet2DModel", "DDPMPipeline", "DDIMPipeline"):
+        register(f"diffusers:{name}", MODEL)
+
+
+@hookimpl
+def zoo_register_converters(register):
+    register("pytorch-ddpm", "zoo_ddpm.convert:convert_pytorch_ddpm")
