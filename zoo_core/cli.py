@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -286,7 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
-    except ZooError as exc:
+    except (ZooError, ValueError, TypeError) as exc:
+        # bad input (names, configs, sampler arguments) -> one clear line; ZOO_DEBUG=1 shows the traceback
+        if os.environ.get("ZOO_DEBUG"):
+            raise
         print(f"zoo: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
