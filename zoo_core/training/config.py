@@ -1,0 +1,167 @@
+"""TrainConfig: the fields every training run shares, and loading them from YAML with ``--set`` overrides.
+
+A family's trainer extends ``TrainConfig`` with its own fields (the model config, loss options). Configs forbid
+unknown fields, and ``load_config`` validates the whole config before any work starts, so a typo fails at once
+with a ConfigError naming the field (and the closest real field).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, model_validator
+
+from zoo_core.config import Config
+from zoo_core.errors import ConfigError
+
+C = TypeVar("C", bound="TrainConfig")
+
+
+class TrainConfig(Config):
+    """Options of the core training loop. ``batch_size`` is global: summed over processes and accumulation."""
+
+    out_dir: str = Field("runs/train", description="checkpoints, metrics.jsonl, samples and the final model")
+    seed: int = 0
+    max_steps: int = Field(1000, ge=1, description="optimizer steps (each sees one global batch)")
+    batch_size: int = Field(64, ge=1, description="global batch: per process x processes x grad_accum")
+    grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
+    dataset: str | None = Field(None, description="a registered dataset name (digits) or an image folder")
+
+    # optimizer (AdamW) and learning rate
+    lr: float = Field(1e-4, gt=0)
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up from lr/warmup_steps to lr")
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine decays to lr * min_lr_ratio")
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, description="max global grad norm per optimizer; null: no clipping")
+
+    # EMA of the weights (the EMA model is what samples and the exported model use)
+    ema_decay: float | None = Field(0.9999, description="null: no EMA")
+    ema_warmup: bool = Field(True, description="decay min(ema_decay, (1 + n) / (10 + n)) after n updates")
+
+    mixed_precision: Literal["no", "bf16"] = Field("no", description="bf16: autocast the forward and loss")
+    device: str | None = Field(None, description="default: cuda:<local rank> if available, else cpu")
+
+    # bookkeeping
+    checkpoint_every: int = Field(1000, ge=0, description="0: only at the end")
+    keep_checkpoints: int = Field(3, ge=1)
+    log_every: int = Field(10, ge=1)
+    sample_every: int = Field(0, ge=0, description="0: no sample grids during training")
+    sample_n: int = Field(16, ge=1)
+    sample_seed: int = 0
+    sample_sampler: str | None = Field(None, description="default: the model's default sampler")
+    sample_steps: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    progress: bool = Field(True, description="tqdm progress bar on rank 0")
+    save_final: bool = Field(True, description="save_pretrained the (EMA) model to out_dir/model at the end")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError("grad_clip must be positive, or null for no clipping")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError("ema_decay must lie in (0, 1), or be null for no EMA")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
+        return self
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"Training config {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Training config {str(path)!r} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Training config {str(path)!r} must be a mapping of fields, got {type(data).__name__}"
+        )
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML scalars and lists (``1e-4``, ``true``, ``[1, 2]``), else the raw string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Apply ``key=value`` (or a mapping); dotted keys reach into nested mappings (``model.channels=32``)."""
+    out = json.loads(json.dumps(dict(data), default=str))  # a deep copy of plain data
+    items = (
+        overrides.items() if isinstance(overrides, Mapping) else (_split_override(item) for item in overrides)
+    )
+    for key, value in items:
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"Override {key!r}: {part!r} is not a mapping in the config")
+            node = child
+        node[leaf] = value
+    return out
+
+
+def _split_override(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    return key.strip().replace("-", "_"), parse_value(value)
+
+
+def check_fields(cls: type[Config], data: Mapping[str, Any], where: str) -> None:
+    """Raise a ConfigError for unknown top-level fields, suggesting the closest real field."""
+    known = set(cls.model_fields)
+    unknown = [k for k in data if k not in known]
+    if not unknown:
+        return
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigError(
+        f"Unknown field{'s' if len(parts) > 1 else ''} {', '.join(parts)} in {cls.__name__}{where}. "
+        f"Known fields: {', '.join(sorted(known))}."
+    )
+
+
+def load_config(
+    cls: type[C],
+    source: str | os.PathLike[str] | Mapping[str, Any] | C | None = None,
+    *,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+) -> C:
+    """A validated ``cls`` from a YAML path, a mapping or an instance, with ``overrides`` applied on top."""
+    where = ""
+    if isinstance(source, cls):
+        data = source.model_dump(mode="json")
+    elif isinstance(source, (str, os.PathLike)):
+        data = read_yaml(source)
+        where = f" ({os.fspath(source)})"
+    elif isinstance(source, Config):
+        raise ConfigError(f"Expected a {cls.__name__}, got a {type(source).__name__}")
+    else:
+        data = dict(source or {})
+    data = apply_overrides(data, overrides)
+    check_fields(cls, data, where)
+    return cls.parse(data, where=where.strip(" ()") or "")
