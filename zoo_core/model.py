@@ -130,6 +130,7 @@ class Model(nn.Module):
                 **sampler_kwargs,
             )
             images = self.decode(x) if self.kind == "diffusion" else x
+            images = images.clamp(-1, 1)  # the contract: images in [-1, 1], as image pipelines clip
         return self.format_output(images, output)
 
     def prepare_conditioning(self, n: int, **kwargs: Any) -> tuple[Any, Any]:
