@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install zoo (core + every first-party plugin, editable) into the current Python environment.
+# Install zoo (core + every first-party plugin, editable, + the example plugin) into the current Python environment.
 #   bash scripts/setup.sh          # to use zoo
 #   bash scripts/setup.sh --dev    # plus the test-only references (diffusers, transformers, ...) and ruff
 # torch is installed first, and only when missing: a bare `pip install torch` can pull a multi-GB CUDA build.
@@ -22,8 +22,6 @@ for plugin in plugins/*/; do
   [ -f "${plugin}pyproject.toml" ] && packages+=(-e "${plugin}")
 done
 "${PIP[@]}" "${packages[@]}"
-if [ -n "$extras" ]; then
-  # The tutorial plugin, installed (not editable) the way a stranger installs a third-party plugin.
-  "${PIP[@]}" ./examples/zoo-plugin-example
-fi
-echo "setup: installed zoo-core and $(( (${#packages[@]} - 2) / 2 )) plugins"
+# The tutorial plugin, installed (not editable) the way a stranger installs a third-party plugin.
+"${PIP[@]}" ./examples/zoo-plugin-example
+echo "setup: installed zoo-core, $(( (${#packages[@]} - 2) / 2 )) first-party plugins and the example plugin"
