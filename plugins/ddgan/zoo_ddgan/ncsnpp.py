@@ -53,12 +53,14 @@ def conv2d(
     stride: int = 1,
     padding: int | None = None,
     init_scale: float = 1.0,
+    bias: bool = True,
 ) -> nn.Conv2d:
-    conv = nn.Conv2d(
-        in_ch, out_ch, kernel, stride=stride, padding=kernel // 2 if padding is None else padding
-    )
+    """A convolution with variance-scaling weights and zero bias ('same' padding by default)."""
+    pad = kernel // 2 if padding is None else padding
+    conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=pad, bias=bias)
     variance_scaling_(conv.weight, init_scale)
-    nn.init.zeros_(conv.bias)
+    if bias:
+        nn.init.zeros_(conv.bias)
     return conv
 
 
