@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,8 +82,9 @@ def resolve(
     if is_hub_source(source):
         from zoo_core.hub import download
 
-        path = download(source, revision=revision, allow_patterns=files, cache_dir=cache_dir)
-    elif source.startswith("embedded:"):
+        # download verifies the checksums itself: a file that fails must also leave the Hub cache
+        return download(source, revision=revision, allow_patterns=files, cache_dir=cache_dir, sha256=sha256)
+    if source.startswith("embedded:"):
         path = embedded_path(source)
     else:
         path = Path(source).expanduser()
@@ -104,18 +106,29 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def verify_checksums(root: Path, expected: Mapping[str, str]) -> None:
-    """Check every file named in ``expected`` (relative to ``root``) against its sha256."""
+def checksum_mismatches(root: Path, expected: Mapping[str, str]) -> list[tuple[str, Path, str]]:
+    """``(name, path, actual sha256)`` of each file in ``expected`` whose content differs; a missing file raises."""
+    bad = []
     for name, digest in expected.items():
         path = root / name if root.is_dir() else root
         if not path.exists():
             raise WeightsError(f"{path} is missing: the card lists a checksum for {name!r}")
         actual = sha256_file(path)
         if actual != digest.lower():
-            raise ChecksumError(
-                f"Checksum mismatch for {path}: expected sha256 {digest}, got {actual}. The file is corrupt or not "
-                "the revision the card pins; delete it and download again."
-            )
+            bad.append((name, path, actual))
+    return bad
+
+
+def verify_checksums(root: Path, expected: Mapping[str, str]) -> None:
+    """Check every file named in ``expected`` (relative to ``root``) against its sha256."""
+    bad = checksum_mismatches(root, expected)
+    if bad:
+        name, path, actual = bad[0]
+        more = f" ({len(bad) - 1} more files differ too)" if len(bad) > 1 else ""
+        raise ChecksumError(
+            f"Checksum mismatch for {path}: expected sha256 {expected[name].lower()}, got {actual}{more}. The file is "
+            "corrupt or not the revision the card pins; delete it and download again."
+        )
 
 
 def load_safetensors(
@@ -132,12 +145,29 @@ def load_safetensors(
 
 def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
     """Read a ``.bin``/``.pth``/``.pt`` with ``weights_only=True``: tensors and plain containers, never code."""
+    import pickle
+
+    name = os.fspath(path)
     try:
-        return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        return torch.load(name, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        needed = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if needed:
+            raise WeightsError(
+                f"{name!r} is a pickle that needs code to load (it references {needed.group(1)}). zoo reads "
+                ".pt/.pth/.bin files only with torch.load(weights_only=True), which never runs code from the file. "
+                "Convert an official checkpoint with its converter (`zoo convert <converter> FILE OUT`), or re-save "
+                "its tensors as safetensors where the file was made."
+            ) from None
+        reason = re.search(r"WeightsUnpickler error:\s*(.+?)\s*$", str(exc), re.MULTILINE | re.DOTALL)
+        detail = " ".join((reason.group(1) if reason else str(exc)).split()[:12])
+        raise WeightsError(
+            f"Could not read {name!r} with torch.load(weights_only=True): {detail}. Is it a PyTorch checkpoint, "
+            "and complete?"
+        ) from None
     except Exception as exc:
         raise WeightsError(
-            f"Could not read {os.fspath(path)!r} safely with torch.load(weights_only=True): {exc}. zoo never "
-            "unpickles arbitrary code; convert the file with its converter (`zoo convert`)."
+            f"Could not read {name!r} with torch.load(weights_only=True): {type(exc).__name__}: {exc}"
         ) from None
 
 
