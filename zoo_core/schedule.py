@@ -36,6 +36,7 @@ class NoiseSchedule(Config):
     timestep_spacing: TimestepSpacing = "leading"
     steps_offset: int = 0
     set_alpha_to_one: bool = True
+    use_karras_sigmas: bool = False
 
     @field_validator("trained_betas")
     @classmethod
@@ -84,6 +85,25 @@ class NoiseSchedule(Config):
         a = self.alphas_cumprod
         return ((1 - a) / a).sqrt()
 
+    def sigma_at(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """sigma at (possibly fractional) timesteps, linearly interpolated in sigma as diffusers' Euler does."""
+        table = self.sigmas
+        t = torch.as_tensor(timesteps, dtype=torch.float64).clamp(0, len(table) - 1)
+        low = t.floor().long().clamp(max=len(table) - 2)
+        return torch.lerp(table[low], table[low + 1], t - low)
+
+    def timestep_of_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The fractional timestep whose sigma is ``sigma`` (interpolating log sigma), the inverse of ``sigma_at``.
+
+        Karras-sigma samplers pick noise levels first and need the timestep to condition the network on.
+        """
+        log_table = self.sigmas.log()
+        log_sigma = torch.as_tensor(sigma, dtype=torch.float64).clamp_min(1e-10).log()
+        low = (torch.searchsorted(log_table, log_sigma, right=True) - 1).clamp(0, len(log_table) - 2)
+        lo, hi = log_table[low], log_table[low + 1]
+        w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
+        return (1 - w) * low + w * (low + 1)
+
     def timesteps(self, steps: int, spacing: TimestepSpacing | None = None) -> torch.Tensor:
         """``steps`` training timesteps to visit, in decreasing order (int64), spaced as diffusers does."""
         T = self.num_train_timesteps
@@ -114,6 +134,16 @@ class NoiseSchedule(Config):
         """v = sqrt(a_t) eps - sqrt(1 - a_t) x_0 (Salimans & Ho 2022), the v-prediction target."""
         a = _gather(self.alphas_cumprod, t, x0)
         return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, n: int, rho: float = 7.0) -> torch.Tensor:
+    """n noise levels from sigma_max down to sigma_min, uniform in sigma^(1/rho) (Karras et al. 2022, eq. 5).
+
+    rho = 7 is the paper's choice: it spends more steps at low noise, where the image detail is decided.
+    """
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return (hi + ramp * (lo - hi)) ** rho
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,116 @@
+"""Euler and Euler-ancestral sampling of the diffusion ODE / SDE in sigma (Karras et al. 2022, Algorithm 1 with
+no churn; the ancestral variant as in k-diffusion), with diffusers' EulerDiscrete / EulerAncestralDiscrete steps.
+
+In the variance-exploding variable x = x_t / sqrt(a_t) = x0 + sigma eps, the probability-flow ODE is
+dx / dsigma = (x - x0_hat(x, sigma)) / sigma. Euler takes  x_{i+1} = x_i + (sigma_{i+1} - sigma_i) d_i,
+d_i = (x_i - x0_hat) / sigma_i.  Euler-ancestral steps to sigma_down and adds fresh noise of std sigma_up:
+
+    sigma_up = min(sigma_{i+1}, eta sqrt(sigma_{i+1}^2 (sigma_i^2 - sigma_{i+1}^2) / sigma_i^2)),
+    sigma_down = sqrt(sigma_{i+1}^2 - sigma_up^2),   x_{i+1} = x_i + (sigma_down - sigma_i) d_i + sigma_up z.
+
+The network sees x / sqrt(1 + sigma^2) and the (fractional) timestep of sigma; ``x_T`` is standard noise, scaled
+by the initial sigma. The callback receives the variance-exploding x (diffusers' latents for these schedulers).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from zoo_core.samplers.common import (
+    COMMON_OPTIONS,
+    DiffusionSampler,
+    Run,
+    ancestral_sigmas,
+    check_eta,
+    check_init,
+    check_spacing,
+    karras_ve_schedule,
+    resolve_clip,
+    start_index,
+    ve_predict,
+)
+
+
+def _start(
+    run: Run,
+    noise: torch.Tensor,
+    sigmas: list[float],
+    init_sigma: float,
+    start: int,
+    init: torch.Tensor | None,
+) -> torch.Tensor:
+    """The initial x: pure noise at the first sigma, or (img2img) the init latent noised to sigma_start."""
+    if init is None:
+        return noise * init_sigma
+    return check_init(init, noise) + noise * sigmas[start]
+
+
+class EulerSampler(DiffusionSampler):
+    name = "euler"
+    description = "Euler steps of the probability-flow ODE in sigma (Karras et al. 2022), deterministic"
+    options = COMMON_OPTIONS | {"use_karras_sigmas", "timestep_spacing"}
+    default_steps = 50
+
+    def sample(
+        self,
+        run: Run,
+        noise: torch.Tensor,
+        steps: int,
+        *,
+        use_karras_sigmas: bool | None = None,
+        timestep_spacing: str | None = None,
+        clip_sample: bool | None = None,
+        init: torch.Tensor | None = None,
+        strength: float | None = None,
+    ) -> torch.Tensor:
+        schedule = run.schedule
+        spacing = check_spacing(self.name, timestep_spacing or schedule.timestep_spacing)
+        karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
+        clip = resolve_clip(self.name, schedule, clip_sample)
+        timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
+        start = start_index(self.name, steps, strength, init)
+        x = _start(run, noise, sigmas, init_sigma, start, init)
+        for i in run.steps(range(start, steps), total=steps - start):
+            x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
+            x = x + (x - x0) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+            run.step_done(i - start, timesteps[i], x)
+        return x
+
+
+class EulerAncestralSampler(DiffusionSampler):
+    name = "euler-a"
+    description = (
+        "Euler-ancestral: Euler to sigma_down plus fresh noise sigma_up (eta scales it; 1 = default)"
+    )
+    options = COMMON_OPTIONS | {"eta", "use_karras_sigmas", "timestep_spacing"}
+    default_steps = 50
+
+    def sample(
+        self,
+        run: Run,
+        noise: torch.Tensor,
+        steps: int,
+        *,
+        eta: float = 1.0,
+        use_karras_sigmas: bool | None = None,
+        timestep_spacing: str | None = None,
+        clip_sample: bool | None = None,
+        init: torch.Tensor | None = None,
+        strength: float | None = None,
+    ) -> torch.Tensor:
+        schedule = run.schedule
+        eta = check_eta(self.name, eta)
+        spacing = check_spacing(self.name, timestep_spacing or schedule.timestep_spacing)
+        karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
+        clip = resolve_clip(self.name, schedule, clip_sample)
+        timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
+        start = start_index(self.name, steps, strength, init)
+        x = _start(run, noise, sigmas, init_sigma, start, init)
+        for i in run.steps(range(start, steps), total=steps - start):
+            x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
+            down, up = ancestral_sigmas(sigmas[i], sigmas[i + 1], eta)
+            x = x + (x - x0) / sigmas[i] * (down - sigmas[i])
+            if up > 0:
+                x = x + up * run.noise_like(x)
+            run.step_done(i - start, timesteps[i], x)
+        return x
