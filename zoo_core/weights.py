@@ -184,12 +184,19 @@ def save_safetensors(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=dict(metadata or {}))
+        _fsync(tmp)
         _default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _fsync(path: str) -> None:
+    """Flush the temporary file to disk before the rename, so a crash cannot leave an empty target."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _default_permissions(path: str) -> None:
@@ -207,6 +214,8 @@ def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, sort_keys=False)
             handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         _default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
