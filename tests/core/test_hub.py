@@ -357,3 +357,43 @@ def test_model_card_metadata_for_text_to_image_and_unknown_licenses():
     assert meta["license"] == "other" and meta["license_name"] == "my-license-1.0"
     assert meta["tags"] == ["zoo", "ddpm", "ddpm.unet"]
     assert meta["pipeline_tag"] == "unconditional-image-generation" and "base_model" not in meta
+
+
+def test_zoo_download_fetches_and_verifies_a_cards_weights(server, tmp_path, monkeypatch, capsys):
+    from zoo_core.cli import main
+
+    def card(name: str, digest: str) -> dict:
+        return {
+            "name": name,
+            "family": "toy",
+            "plugin": "tests",
+            "architecture": "toy.linear",
+            "weights": {
+                "source": f"hf://{REPO}",
+                "revision": server.old,
+                "files": ["*.json", "model.safetensors"],
+                "sha256": {"model.safetensors": digest},
+            },
+        }
+
+    registry = tmp_path / "cards.yaml"
+    registry.write_text(
+        yaml.safe_dump({"models": [card("tiny-hub", sha(MODEL_V1)), card("tiny-bad", "ab" * 32)]})
+    )
+    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+    custom = tmp_path / "custom-cache"
+    assert main(["download", "tiny-hub", "--cache-dir", str(custom)]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert custom.resolve() in path.parents and path.name == server.old
+    assert sorted(p.name for p in path.rglob("*") if p.is_file()) == [
+        "config.json",
+        "config.json",
+        "config.json",
+        "model.safetensors",
+    ]
+    assert (path / "model.safetensors").read_bytes() == MODEL_V1
+    assert not any(server.cache_dir.iterdir())  # the default cache was not touched
+
+    assert main(["download", "tiny-bad", "--cache-dir", str(custom)]) == 2
+    assert "Checksum mismatch for 'model.safetensors'" in capsys.readouterr().err
+    assert not (path / "model.safetensors").exists()
