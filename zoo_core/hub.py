@@ -36,6 +36,7 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     IncompleteSnapshotError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
@@ -168,7 +169,7 @@ def download(
         path = _complete_cached(target)  # a commit never changes: no need to ask the Hub
         if path is not None:
             return _verified(
-                target, path, expected, cached=set(expected), refetch=lambda: _fetch_online(target)[0]
+                target, path, expected, cached=set(expected), refetch=lambda: _fetch_online(target)
             )
 
     try:
@@ -204,7 +205,7 @@ def _model_info(target: _Target) -> Any:
     api = HfApi(endpoint=target.endpoint, token=target.token)
     try:
         return api.model_info(target.repo_id, revision=target.revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as exc:
         raise _explain(target, exc) from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
@@ -219,10 +220,10 @@ def _siblings(info: Any) -> list[str]:
     return [s.rfilename for s in (getattr(info, "siblings", None) or [])]
 
 
-def _fetch_online(target: _Target) -> tuple[Path, bool]:
+def _fetch_online(target: _Target) -> Path:
     info = _model_info(target)
     is_file = bool(target.subfolder and not target.files and target.subfolder in _siblings(info))
-    return _fetch(target, local_only=False, is_file=is_file, siblings=_siblings(info)), is_file
+    return _fetch(target, local_only=False, is_file=is_file, siblings=_siblings(info))
 
 
 def _fetch(
@@ -307,7 +308,13 @@ def _hub_errors(target: _Target, *, local_only: bool) -> Iterator[None]:
             f"Lost the connection to the Hugging Face Hub at {target.hub_url} while downloading {target.label}, and "
             f"the files are not cached. Run again when the network is back. {OFFLINE_HELP}"
         ) from None
-    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError, HfHubHTTPError) as exc:
+    except (
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+        EntryNotFoundError,
+        HfHubHTTPError,
+        HFValidationError,
+    ) as exc:
         raise _explain(target, exc) from None
     except _network_errors() as exc:
         raise WeightsError(
@@ -321,6 +328,8 @@ def _hub_errors(target: _Target, *, local_only: bool) -> Iterator[None]:
 def _explain(target: _Target, exc: Exception) -> WeightsError:
     """A WeightsError naming the repo, revision or file and the fix, for an error huggingface_hub raised."""
     repo, rev, hub = target.repo_id, target.revision, target.hub_url
+    if isinstance(exc, HFValidationError):
+        return WeightsError(f"{target.label} is not a valid Hub source: {_first_line(exc)}")
     if isinstance(exc, GatedRepoError):
         return WeightsError(
             f"{repo} is a gated repo: accept its conditions at {hub}/{repo} and log in (`hf auth login` or HF_TOKEN)."
