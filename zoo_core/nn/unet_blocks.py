@@ -92,11 +92,11 @@ class DownBlock2D(nn.Module):
             time_scale_shift=resnet_time_scale_shift,
             output_scale_factor=output_scale_factor,
         )
-        self.resnets = nn.ModuleList(
+        resnets = [
             _resnet(in_channels if i == 0 else out_channels, out_channels, temb_channels, **common)
             for i in range(num_layers)
-        )
-        if self.has_attention:
+        ]
+        if self.has_attention:  # registered before the resnets: diffusers' state-dict order
             self.attentions = nn.ModuleList(
                 _spatial_attention(
                     out_channels,
@@ -107,6 +107,7 @@ class DownBlock2D(nn.Module):
                 )
                 for _ in range(num_layers)
             )
+        self.resnets = nn.ModuleList(resnets)
         self.downsample_type = downsample_type if add_downsample else None
         if self.downsample_type == "conv":
             self.downsamplers = nn.ModuleList(
@@ -189,8 +190,7 @@ class UpBlock2D(nn.Module):
             skip = in_channels if i == num_layers - 1 else out_channels
             below = prev_output_channel if i == 0 else out_channels
             resnets.append(_resnet(below + skip, out_channels, temb_channels, **common))
-        self.resnets = nn.ModuleList(resnets)
-        if self.has_attention:
+        if self.has_attention:  # registered before the resnets: diffusers' state-dict order
             self.attentions = nn.ModuleList(
                 _spatial_attention(
                     out_channels,
@@ -201,6 +201,7 @@ class UpBlock2D(nn.Module):
                 )
                 for _ in range(num_layers)
             )
+        self.resnets = nn.ModuleList(resnets)
         self.upsample_type = upsample_type if add_upsample else None
         if self.upsample_type == "conv":
             self.upsamplers = nn.ModuleList(
@@ -278,10 +279,7 @@ class UNetMidBlock2D(nn.Module):
             output_scale_factor=output_scale_factor,
         )
         self.add_attention = add_attention
-        self.resnets = nn.ModuleList(
-            _resnet(in_channels, in_channels, temb_channels, **common) for _ in range(num_layers + 1)
-        )
-        self.attentions = nn.ModuleList(
+        self.attentions = nn.ModuleList(  # registered before the resnets: diffusers' state-dict order
             _spatial_attention(
                 in_channels,
                 attention_head_dim,
@@ -292,6 +290,9 @@ class UNetMidBlock2D(nn.Module):
             if add_attention
             else None
             for _ in range(num_layers)
+        )
+        self.resnets = nn.ModuleList(
+            _resnet(in_channels, in_channels, temb_channels, **common) for _ in range(num_layers + 1)
         )
 
     def forward(self, hidden_states: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:

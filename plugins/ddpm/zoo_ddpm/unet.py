@@ -138,6 +138,7 @@ class UNet2D(nn.Module):
         self.class_embedding = nn.Embedding(cfg.num_class_embeds, time_dim) if cfg.num_class_embeds else None
 
         self.down_blocks = nn.ModuleList()
+        self.up_blocks = nn.ModuleList()  # registered before mid_block, as diffusers' state dicts are ordered
         out_ch = channels[0]
         for i, kind in enumerate(cfg.down_block_types):
             in_ch, out_ch = out_ch, channels[i]
@@ -167,7 +168,6 @@ class UNet2D(nn.Module):
                 **common,
             )
 
-        self.up_blocks = nn.ModuleList()
         reversed_channels = list(reversed(channels))
         out_ch = reversed_channels[0]
         for i, kind in enumerate(cfg.up_block_types):
