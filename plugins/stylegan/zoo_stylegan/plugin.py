@@ -2,4 +2,15 @@
 
 from __future__ import annotations
 
-from zoo import hookimpl  # noqa: F401
+from zoo import hookimpl
+from zoo_core.hookspecs import Register
+
+
+@hookimpl
+def zoo_register_models(register: Register) -> None:
+    register("stylegan2", "zoo_stylegan.model:StyleGANModel")
+
+
+@hookimpl
+def zoo_register_converters(register: Register) -> None:
+    register("stylegan2-ada-pkl", "zoo_stylegan.convert:convert_stylegan2_ada_pkl")

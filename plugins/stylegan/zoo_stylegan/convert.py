@@ -1,0 +1,168 @@
+"""Converter for StyleGAN2-ADA network pickles: ``zoo convert stylegan2-ada-pkl snapshot.pkl out/ --set allow_pickle=true``.
+
+The pickle is read by ``pickle_loader`` (restricted, nothing imported or executed). The networks' constructor
+arguments are recovered from each persistent object's ``_init_kwargs`` (the official ``persistence`` decorator
+records them), translated onto ``StyleGANConfig``; the EMA generator ``G_ema`` becomes our model (its state dict
+names are ours unchanged) and, by default, ``D`` is kept next to it as ``discriminator.safetensors`` for
+fine-tuning. Output: ``config.json`` + ``model.safetensors`` (+ ``discriminator.safetensors``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from zoo_core import weights
+from zoo_core.errors import ConfigError, WeightsError
+from zoo_stylegan.config import DiscriminatorConfig, StyleGANConfig
+from zoo_stylegan.pickle_loader import PersistentObject, load_snapshot
+
+if TYPE_CHECKING:
+    from zoo_stylegan.discriminator import Discriminator
+    from zoo_stylegan.model import StyleGANModel
+
+DISCRIMINATOR_WEIGHTS = "discriminator.safetensors"
+
+# Positional order of the official constructors, for snapshots whose networks were built with positional args.
+G_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
+D_ARGS = (
+    "c_dim",
+    "img_resolution",
+    "img_channels",
+    "architecture",
+    "channel_base",
+    "channel_max",
+    "num_fp16_res",
+    "conv_clamp",
+    "cmap_dim",
+    "block_kwargs",
+    "mapping_kwargs",
+    "epilogue_kwargs",
+)
+# Arguments that only choose a code path of a later official version (StyleGAN3's copy of these networks).
+IGNORED_KWARGS = frozenset({"fused_modconv_default"})
+
+
+def constructor_kwargs(obj: PersistentObject, names: Sequence[str]) -> dict[str, Any]:
+    """The keyword arguments a persistent network was built with (positional ones named by ``names``)."""
+    args = obj.init_args
+    if len(args) > len(names):
+        raise WeightsError(f"{obj.class_name} in the pickle was built with {len(args)} positional arguments")
+    kwargs = dict(zip(names, args, strict=False))
+    kwargs.update(obj.init_kwargs)
+    return kwargs
+
+
+def _section(kwargs: dict[str, Any], key: str) -> dict[str, Any]:
+    value = kwargs.pop(key, None) or {}
+    if not isinstance(value, Mapping):
+        raise WeightsError(f"{key} in the pickle is a {type(value).__name__}, expected a dict")
+    return {k: v for k, v in value.items() if k not in IGNORED_KWARGS}
+
+
+def generator_config(g_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Official ``Generator`` kwargs -> our config fields (mapping_kwargs -> mapping, synthesis_kwargs -> synthesis)."""
+    kw = {k: v for k, v in g_kwargs.items() if k not in IGNORED_KWARGS}
+    mapping, synthesis = _section(kw, "mapping_kwargs"), _section(kw, "synthesis_kwargs")
+    return {**kw, "mapping": mapping, "synthesis": synthesis}
+
+
+def discriminator_config(d_kwargs: Mapping[str, Any], g_config: StyleGANConfig) -> DiscriminatorConfig:
+    """Official ``Discriminator`` kwargs -> ``DiscriminatorConfig`` (block_kwargs are flattened into it)."""
+    kw = {k: v for k, v in d_kwargs.items() if k not in IGNORED_KWARGS}
+    for name in ("c_dim", "img_resolution", "img_channels"):
+        value = kw.pop(name, getattr(g_config, name))
+        if value != getattr(g_config, name):
+            raise WeightsError(f"the pickle's D has {name}={value} but its G has {getattr(g_config, name)}")
+    block, mapping, epilogue = (
+        _section(kw, k) for k in ("block_kwargs", "mapping_kwargs", "epilogue_kwargs")
+    )
+    return DiscriminatorConfig.parse(
+        {**kw, **block, "mapping": mapping, "epilogue": epilogue}, where="the pickle's D"
+    )
+
+
+def _network(snapshot: Mapping[str, Any], key: str, class_name: str) -> PersistentObject:
+    obj = snapshot.get(key)
+    if not isinstance(obj, PersistentObject):
+        found = sorted(k for k, v in snapshot.items() if isinstance(v, PersistentObject))
+        raise WeightsError(f"the pickle has no network {key!r} (networks: {', '.join(found) or 'none'})")
+    if obj.class_name != class_name:
+        raise WeightsError(f"the pickle's {key} is a {obj.class_name!r}, expected a StyleGAN2 {class_name!r}")
+    return obj
+
+
+def _load(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    weights.check_state_dict(module, state, source)
+    module.load_state_dict(
+        {k: v.detach().to(torch.float32) for k, v in state.items()}, strict=True, assign=True
+    )
+
+
+def models_from_snapshot(
+    snapshot: Mapping[str, Any],
+    *,
+    network: str = "G_ema",
+    include_discriminator: bool = True,
+    source: str = "the pickle",
+) -> tuple[StyleGANModel, Discriminator | None]:
+    """Our generator (from ``network``, normally ``G_ema``) and, if asked and present, the discriminator."""
+    from zoo_stylegan.discriminator import Discriminator
+    from zoo_stylegan.model import StyleGANModel
+
+    g = _network(snapshot, network, "Generator")
+    try:
+        fields = generator_config(constructor_kwargs(g, G_ARGS))
+        d_obj = (
+            _network(snapshot, "D", "Discriminator") if include_discriminator and "D" in snapshot else None
+        )
+        config = StyleGANConfig.parse(fields, where=f"the {network} of {source}")
+        if d_obj is not None:
+            d_cfg = discriminator_config(constructor_kwargs(d_obj, D_ARGS), config)
+            config = config.model_copy(update={"discriminator": d_cfg})
+    except ConfigError as exc:
+        raise WeightsError(f"{exc}. The pickle was made with options zoo does not implement.") from None
+    with torch.device("meta"):
+        model = StyleGANModel(config)
+    _load(model, g.state_dict(), f"{source} ({network})")
+    model.eval()
+    disc = None
+    if d_obj is not None:
+        with torch.device("meta"):
+            disc = Discriminator(
+                config.c_dim, config.img_resolution, config.img_channels, config.discriminator
+            )
+        _load(disc, d_obj.state_dict(), f"{source} (D)")
+        disc.eval()
+    return model, disc
+
+
+def convert_stylegan2_ada_pkl(
+    source: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    allow_pickle: bool = False,
+    network: str = "G_ema",
+    include_discriminator: bool = True,
+) -> Path:
+    """Convert an official StyleGAN2-ADA ``.pkl`` into a zoo ``stylegan2`` model directory.
+
+    ``allow_pickle=True`` is required (the file is a pickle; it is read with a restricted unpickler that never runs
+    code from it). ``network`` picks ``G_ema`` (default, what the paper evaluates) or ``G``.
+    """
+    source = Path(source)
+    snapshot = load_snapshot(source, allow_pickle=bool(allow_pickle))
+    model, disc = models_from_snapshot(
+        snapshot, network=network, include_discriminator=bool(include_discriminator), source=str(source)
+    )
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    if disc is not None:
+        weights.save_safetensors(
+            disc.state_dict(), out / DISCRIMINATOR_WEIGHTS, metadata={"format": "pt", "network": "D"}
+        )
+    return out
