@@ -190,6 +190,8 @@ def test_unknown_repo_revision_and_file_are_clear_errors(server):
         WeightsError, match=r"no file of org/tiny .* matches nothere/\*.*holds: .*config.json"
     ):
         hub.download(f"hf://{REPO}/nothere")
+    with pytest.raises(WeightsError, match="not a valid Hub source"):
+        hub.download("hf://org/not valid")
 
 
 def test_private_repo_needs_the_token(server, monkeypatch):
