@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 # An attention hook sees the softmax probabilities [B, heads, N_q, N_kv] and returns (possibly edited) ones:
-# cross-attention control (Prompt-to-Prompt) and attention-map visualisation plug in here.
-AttentionHook = Callable[[torch.Tensor, "Attention"], torch.Tensor]
+# cross-attention control (Prompt-to-Prompt) and attention-map visualisation plug in here. A hook object may also
+# define ``wants_probs(attn) -> bool``: when that returns False the fused kernel runs and the hook is called with
+# None instead of probabilities (so it can still count layers and steps); its return value is then ignored.
+AttentionHook = Callable[[torch.Tensor | None, "Attention"], torch.Tensor | None]
 
 
 class Attention(nn.Module):
@@ -78,12 +80,17 @@ class Attention(nn.Module):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """[B, heads, N, d] queries, keys, values -> [B, heads, N, d]; the hook point for attention control."""
-        if self.hook is None:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        hook = self.hook
+        wants_probs = getattr(hook, "wants_probs", None)
+        if hook is None or (wants_probs is not None and not wants_probs(self)):
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            if hook is not None:
+                hook(None, self)
+            return out
         scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-        probs = self.hook(scores.float().softmax(dim=-1).to(q.dtype), self)
+        probs = hook(scores.float().softmax(dim=-1).to(q.dtype), self)
         return torch.matmul(probs, v)
 
     def forward(
