@@ -508,11 +508,14 @@ def render_model_card(card: Mapping[str, Any], config: Mapping[str, Any], repo_i
     meta = model_card_metadata(card, config, repo_id)
     name = card.get("name") or repo_id.split("/")[-1]
     architecture = meta["tags"][2] if len(meta["tags"]) > 2 else "zoo"
+    text = meta["pipeline_tag"] == "text-to-image"
+    prompt = ', prompt="a red circle on a blue background"' if text else ""
+    prompt_flag = ' --prompt "a red circle on a blue background"' if text else ""
     lines = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", f"# {name}", ""]
     if card.get("description"):
         lines += [str(card["description"]), ""]
     lines += [
-        f"A `{architecture}` model for [zoo](https://github.com/), the plugin-based model zoo for generative image "
+        f"A `{architecture}` model for zoo (`pip install zoo-core`), the plugin-based model zoo for generative image "
         "models. `config.json` holds its configuration and `model.safetensors` its weights.",
         "",
         "## Use",
@@ -521,10 +524,10 @@ def render_model_card(card: Mapping[str, Any], config: Mapping[str, Any], repo_i
         "import zoo",
         "",
         f'model = zoo.load("hf://{repo_id}")',
-        "images = model.sample(16, seed=0)",
+        f"images = model.sample(16, seed=0{prompt})",
         "```",
         "",
-        f"or `zoo sample hf://{repo_id} --n 16 --out grid.png`.",
+        f"or `zoo sample hf://{repo_id} --n 16{prompt_flag} --out grid.png`.",
         "",
     ]
     facts = [
