@@ -40,14 +40,16 @@ def make_trainer(
     """The trainer ``name`` with its config from ``config`` (YAML path, mapping or instance), then ``fields``,
     then ``overrides`` (``key=value`` strings, dotted keys for nested fields) applied on top."""
     cls = get_trainer_class(name)
+    where = ""
     if isinstance(config, (str, os.PathLike)):
         data: Any = read_yaml(config)
+        where = os.fspath(config)
     elif isinstance(config, TrainConfig):
         data = config.model_dump(mode="json")
     else:
         data = dict(config or {})
     data = apply_overrides(data, fields)
-    parsed = load_config(cls.config_class, data, overrides=overrides)
+    parsed = load_config(cls.config_class, data, overrides=overrides, where=where)
     trainer = cls(parsed)
     if not trainer.name:
         trainer.name = name

@@ -136,7 +136,7 @@ def _write_tensors(state: Mapping[str, torch.Tensor], path: Path) -> None:
 
 
 def save(
-    root: Path,
+    root: str | os.PathLike[str],
     step: int,
     *,
     modules: Mapping[str, torch.nn.Module],
@@ -146,6 +146,7 @@ def save(
     keep: int | None = None,
 ) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically, point ``latest`` at it, prune to ``keep``."""
+    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
@@ -187,6 +188,7 @@ def save(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _write_latest(root, final.name)
+    _remove_stale(root)
     if keep is not None:
         prune(root, keep)
     return final
@@ -231,11 +233,15 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 
 def prune(root: Path, keep: int) -> None:
-    """Delete all but the ``keep`` newest checkpoints (never the one ``latest`` names) and stale temp dirs."""
+    """Delete all but the ``keep`` newest checkpoints (never the one ``latest`` names)."""
     latest = resolve_latest(root)
     for _, path in list_checkpoints(root)[:-keep]:
         if path != latest:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_stale(root: Path) -> None:
+    """Remove what a killed writer left: hidden temp directories (only rank 0 writes, one save at a time)."""
     for child in root.iterdir():
         if child.name.startswith((".tmp-", ".old-")) and child.is_dir():  # left by a crashed write
             shutil.rmtree(child, ignore_errors=True)

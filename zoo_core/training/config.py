@@ -129,6 +129,23 @@ def _split_override(item: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), parse_value(value)
 
 
+# The names diffusers' training scripts and accelerate use for our fields, so their users get a pointer.
+ALIASES = {
+    "learning_rate": "lr",
+    "output_dir": "out_dir",
+    "train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum",
+    "max_train_steps": "max_steps",
+    "lr_warmup_steps": "warmup_steps",
+    "lr_scheduler": "lr_schedule",
+    "max_grad_norm": "grad_clip",
+    "checkpointing_steps": "checkpoint_every",
+    "checkpoints_total_limit": "keep_checkpoints",
+    "dataloader_num_workers": "num_workers",
+    "use_ema": "ema_decay",
+}
+
+
 def check_fields(cls: type[Config], data: Mapping[str, Any], where: str) -> None:
     """Raise a ConfigError for unknown top-level fields, suggesting the closest real field."""
     known = set(cls.model_fields)
@@ -137,7 +154,8 @@ def check_fields(cls: type[Config], data: Mapping[str, Any], where: str) -> None
         return
     parts = []
     for key in unknown:
-        close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+        close = [ALIASES[key]] if ALIASES.get(key) in known else []
+        close = close or difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
         parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     raise ConfigError(
         f"Unknown field{'s' if len(parts) > 1 else ''} {', '.join(parts)} in {cls.__name__}{where}. "
@@ -150,18 +168,23 @@ def load_config(
     source: str | os.PathLike[str] | Mapping[str, Any] | C | None = None,
     *,
     overrides: Iterable[str] | Mapping[str, Any] = (),
+    where: str = "",
 ) -> C:
-    """A validated ``cls`` from a YAML path, a mapping or an instance, with ``overrides`` applied on top."""
-    where = ""
+    """A validated ``cls`` from a YAML path, a mapping or an instance, with ``overrides`` applied on top.
+
+    ``where`` names the source in error messages (a YAML path names itself).
+    """
     if isinstance(source, cls):
+        if not overrides:
+            return source
         data = source.model_dump(mode="json")
     elif isinstance(source, (str, os.PathLike)):
         data = read_yaml(source)
-        where = f" ({os.fspath(source)})"
+        where = where or os.fspath(source)
     elif isinstance(source, Config):
         raise ConfigError(f"Expected a {cls.__name__}, got a {type(source).__name__}")
     else:
         data = dict(source or {})
     data = apply_overrides(data, overrides)
-    check_fields(cls, data, where)
-    return cls.parse(data, where=where.strip(" ()") or "")
+    check_fields(cls, data, f" ({where})" if where else "")
+    return cls.parse(data, where=where)
