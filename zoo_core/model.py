@@ -117,7 +117,8 @@ class Model(nn.Module):
             steps = self.default_steps  # the card's steps belong to the card's sampler
         with torch.no_grad():
             cond, sample_model = self.prepare_conditioning(n, **kwargs)
-            shape = (n, *(self.sample_shape if self.kind == "diffusion" else self.latent_shape))
+            # the model to sample may be a view of this one at another size (latent models: height/width)
+            shape = (n, *(sample_model.sample_shape if self.kind == "diffusion" else self.latent_shape))
             x = sampler_obj(
                 sample_model,
                 shape,
@@ -226,7 +227,12 @@ class Model(nn.Module):
         weights.check_state_dict(model, state, str(path_or_repo))
         model.load_state_dict(state, strict=True, assign=True)
         model._materialize_non_persistent()
+        model.load_extras(directory)
         return model._finish_loading(card, device, dtype)
+
+    def load_extras(self, directory: Path) -> None:
+        """Read what a model needs besides its tensors from the weights directory (a tokenizer's vocabulary, ...);
+        called by ``from_pretrained`` after the weights are in. Nothing by default."""
 
     @classmethod
     def from_card(
