@@ -110,3 +110,18 @@ class ToyGenerator:
 
     def generate(self, z: torch.Tensor, cond: Any = None, **options: Any) -> torch.Tensor:
         return z
+
+
+class StochasticX0Generator(GaussianDenoiser):
+    """A DDGAN-like x0 generator: E[x0 | x_t] plus noise it draws from the sampler's generator (z ~ N(0, I))."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(prediction_type="sample", **kwargs)
+
+    def predict(
+        self, x_t: torch.Tensor, t: torch.Tensor, cond: Any = None, generator: Any = None
+    ) -> torch.Tensor:
+        from zoo_core.seeding import randn
+
+        z = randn(x_t.shape, generator, dtype=x_t.dtype)
+        return super().predict(x_t, t, cond, generator) + 0.1 * z

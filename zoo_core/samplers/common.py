@@ -118,9 +118,9 @@ class Run:
 
 # -- argument checks ----------------------------------------------------------------------------------------------
 def check_steps(sampler: str, steps: int | None, default: int | None, num_train_timesteps: int) -> int:
-    """``steps`` (or the default; None means every training timestep), checked against 1..T."""
+    """``steps``, checked against 1..T; when not given, the sampler's default (capped at T, None meaning T)."""
     if steps is None:
-        steps = default if default is not None else num_train_timesteps
+        steps = min(default, num_train_timesteps) if default is not None else num_train_timesteps
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_train_timesteps:
         raise SamplerError(
             f"Sampler {sampler!r}: steps must be an integer in 1..{num_train_timesteps} (the model's training "
