@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,9 @@ from zoo_ddpm.model import DDPMModel
 import zoo
 from zoo_core.errors import WeightsError
 from zoo_core.weights import save_safetensors
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the hubserver helper
+pytest_plugins = ["hubserver"]
 
 SCHEDULER = {
     "num_train_timesteps": 1000,
@@ -155,3 +160,19 @@ def test_ddim_sampling_matches_a_diffusers_scheduler_loop(reference, tmp_path):
         for t in scheduler.timesteps:
             x = scheduler.step(reference(x, t).sample, t, x, eta=0.0).prev_sample
     assert (ours - x).abs().max().item() <= 1e-4
+
+
+def test_card_and_hub_source_load_a_flat_repo_from_the_hub(reference, x_t, tmp_path, hub_server):
+    """``zoo.load("ddpm-cifar10")`` downloads the card's files from the (local test) Hub and loads them unchanged."""
+    directory = _flat(reference, tmp_path / "repo")
+    files = {p.name: p.read_bytes() for p in directory.iterdir()}
+    files["README.md"] = b"---\nlicense: apache-2.0\n---\n# ddpm\n"
+    files["images/generated.png"] = b"\x89PNG not needed"
+    hub_server.add_repo("google/ddpm-cifar10-32", files)
+
+    model = zoo.load("ddpm-cifar10")
+    _assert_same_as_reference(model, reference, x_t)
+    assert model.card.name == "ddpm-cifar10" and model.schedule.variance_type == "fixed_large"
+    fetched = {path for _, path in hub_server.requests if "/resolve/" in path}
+    assert not any(p.endswith(("README.md", "generated.png")) for p in fetched)  # the card's allow-patterns
+    _assert_same_as_reference(zoo.load("hf://google/ddpm-cifar10-32"), reference, x_t)
