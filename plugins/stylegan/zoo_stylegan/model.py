@@ -22,7 +22,7 @@ import torch
 from zoo_core import weights
 from zoo_core.conditioner import ClassLabelConditioner
 from zoo_core.errors import WeightsError
-from zoo_core.model import WEIGHTS_NAME, Model
+from zoo_core.model import CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.seeding import GeneratorLike, Seed, make_generator, randn
 from zoo_stylegan.config import StyleGANConfig
 from zoo_stylegan.generator import NOISE_MODES, MappingNetwork, NoiseMode, SynthesisNetwork
@@ -283,7 +283,7 @@ class StyleGANModel(Model):
         source = os.fspath(path_or_repo)
         spec = card.weights if card is not None and card.weights is not None else None
         local = Path(source).expanduser()
-        if local.is_dir() and (local / WEIGHTS_NAME).exists():  # e.g. a converted copy given as weights=
+        if local.is_dir() and (local / WEIGHTS_NAME).exists() and (local / CONFIG_NAME).exists():  # converted
             is_pickle = False
         else:
             is_pickle = (spec is not None and spec.format == PKL_FORMAT) or source.endswith(".pkl")
