@@ -96,4 +96,6 @@ class ClassifierFreeGuidance:
         return getattr(self.model, name)
 
     def __repr__(self) -> str:
-        return f"ClassifierFreeGuidance({type(self.model).__name__}, scale={self.scale}, rescale={self.rescale})"
+        return (
+            f"ClassifierFreeGuidance({type(self.model).__name__}, scale={self.scale}, rescale={self.rescale})"
+        )
