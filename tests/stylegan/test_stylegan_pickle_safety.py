@@ -241,3 +241,14 @@ def test_a_directory_holding_only_a_pickle_is_not_read_as_zoo_weights(tmp_path):
     (tmp_path / "net.pkl").write_bytes(PICKLE.read_bytes())
     with pytest.raises(WeightsError, match="zoo convert stylegan2-ada-pkl"):
         StyleGANModel.read_state_dict(tmp_path)
+
+
+def test_a_pickle_card_given_its_converted_copy_loads_without_opt_in(pickle_card, tmp_path):
+    from zoo_stylegan.convert import convert_stylegan2_ada_pkl
+
+    out = convert_stylegan2_ada_pkl(PICKLE, tmp_path / "converted", allow_pickle=True)
+    model = zoo.load(pickle_card, weights=out)
+    io_ = official_io()
+    with torch.no_grad():
+        img = model(io_["z"], io_["c"], truncation_psi=0.7, noise_mode="const")
+    torch.testing.assert_close(img, io_["img"], atol=1e-5, rtol=0)

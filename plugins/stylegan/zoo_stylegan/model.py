@@ -297,7 +297,14 @@ class StyleGANModel(Model):
             allowed = env_allows_pickle()
         if not allowed:  # refuse before downloading anything
             how = f"{OPT_IN_FLAG}=True (StyleGANModel.from_card / from_pretrained) or the environment {OPT_IN_ENV}=1"
-            raise PickleNotAllowedError(pickle_opt_in_message(source, how))
+            shown = (
+                f"{source.rstrip('/')}/{spec.files[0]}"
+                if spec is not None and len(spec.files) == 1
+                else source
+            )
+            remote = weights.is_hub_source(source)
+            download = f"zoo download {card.name}" if remote and card is not None else None
+            raise PickleNotAllowedError(pickle_opt_in_message(shown, how, download))
         from zoo_stylegan.convert import models_from_snapshot
 
         path = weights.resolve(

@@ -42,16 +42,23 @@ class PickleNotAllowedError(WeightsError):
     """Reading a pickle was not opted into."""
 
 
-def pickle_opt_in_message(path: str | os.PathLike[str], how: str | None = None) -> str:
-    """The error text that names the risk and the flag."""
+def pickle_opt_in_message(
+    path: str | os.PathLike[str], how: str | None = None, download: str | None = None
+) -> str:
+    """The error text that names the risk, the opt-in flag and the convert-once alternative.
+
+    ``download`` is the command that fetches a remote pickle first (e.g. ``zoo download <card>``).
+    """
+    path = os.fspath(path)
+    local = "FILE.pkl" if download else path
+    fetch = f"download it with `{download}`, then " if download else ""
     return (
-        f"{os.fspath(path)} is a StyleGAN2-ADA network pickle. Unpickling such a file can run arbitrary code (the "
-        "official loader executes the Python source stored inside it), so zoo reads it only when you opt in, and "
-        "then with a restricted unpickler that imports nothing from the file and only rebuilds tensors. Opt in "
-        "with "
+        f"{path} is a StyleGAN2-ADA network pickle. Unpickling such a file can run arbitrary code (the official "
+        "loader executes the Python source stored inside it), so zoo reads it only when you opt in, and then with a "
+        "restricted unpickler that imports nothing from the file and only rebuilds tensors. Opt in with "
         + (how or f"{OPT_IN_FLAG}=True")
-        + f", or convert it once: `zoo convert {PKL_FORMAT} {os.fspath(path)} OUT_DIR --set {OPT_IN_FLAG}=true` "
-        "and load OUT_DIR (safetensors)."
+        + f"; or {fetch}convert it once: `zoo convert {PKL_FORMAT} {local} OUT_DIR --set {OPT_IN_FLAG}=true` and "
+        "load OUT_DIR (safetensors)."
     )
 
 
