@@ -1,0 +1,7 @@
+"""Evaluation of generated images on the offline datasets.
+
+- ``digit_classifier``: a small CNN trained here on the real digits; its features and probabilities.
+- ``frechet``: the Frechet distance between two feature sets (FID-style).
+- ``digits_eval``: Frechet distance, confidence, class coverage and conditional accuracy of digit samples.
+- ``shapes_eval``: prompt adherence (shape / colour / background) of samples of the shapes dataset.
+"""
