@@ -133,7 +133,7 @@ def test_truncation_warns_with_count_and_keeps_end_token(ours):
 
 def test_missing_files_named(tmp_path):
     (tmp_path / "vocab.json").write_text("{}")
-    with pytest.raises(WeightsError, match="merges.txt"):
+    with pytest.raises(WeightsError, match="vocab.json and merges.txt"):
         CLIPTokenizer.from_pretrained(tmp_path)
 
 
@@ -145,3 +145,24 @@ def test_added_tokens_are_whole_words(ours, tokenizer_dir):
     assert new_id in ids and ids.count(new_id) == 1
     with pytest.raises(ValueError, match="already in the vocabulary"):
         tok.add_tokens(["<sks>"])
+
+
+def test_save_and_reload_keeps_vocab_and_added_tokens(tokenizer_dir, tmp_path):
+    tok = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    (new_id,) = tok.add_tokens(["<cat-toy>"])
+    tok.save_pretrained(tmp_path / "saved")
+    again = CLIPTokenizer.from_pretrained(tmp_path / "saved")
+    assert again.token_to_id("<cat-toy>") == new_id
+    for prompt in [*PROMPTS[:6], "a <cat-toy> on a table"]:
+        assert again.encode(prompt) == tok.encode(prompt)
+
+
+def test_reads_tokenizer_json_as_transformers_5_saves_it(tokenizer_dir, ours, tmp_path):
+    from transformers import CLIPTokenizer as HFTokenizer
+
+    HFTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(tmp_path / "hf"))
+    assert not (tmp_path / "hf" / "vocab.json").exists()  # only tokenizer.json
+    again = CLIPTokenizer.from_pretrained(tmp_path / "hf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PromptTruncatedWarning)
+        assert torch.equal(again(PROMPTS), ours(PROMPTS))

@@ -2,4 +2,14 @@
 
 from __future__ import annotations
 
-from zoo import hookimpl  # noqa: F401
+from zoo import hookimpl
+
+MODEL = "zoo_latent.model:LatentTextToImageModel"
+
+
+@hookimpl
+def zoo_register_models(register):
+    register("latent.sd", MODEL)
+    # diffusers pipeline folders name their class in model_index.json (see zoo_core.formats)
+    for name in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
+        register(f"diffusers:{name}", MODEL)

@@ -30,6 +30,8 @@ CLIP_WORD_PATTERN = (
 END_OF_WORD = "</w>"
 VOCAB_NAME = "vocab.json"
 MERGES_NAME = "merges.txt"
+ADDED_TOKENS_NAME = "added_tokens.json"
+TOKENIZER_JSON_NAME = "tokenizer.json"
 
 
 class PromptTruncatedWarning(UserWarning):
@@ -45,6 +47,18 @@ def read_merges(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
         first, _, second = line.strip().partition(" ")
         merges.append((first, second))
     return merges
+
+
+def _read_tokenizer_json(path: Path) -> tuple[dict[str, int], list[tuple[str, str]], dict[str, int]]:
+    """(vocab, merges, added tokens outside the vocab) of a tokenizers-library BPE ``tokenizer.json``."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model = data.get("model") or {}
+    if model.get("type") != "BPE":
+        raise WeightsError(f"{path} holds a {model.get('type')!r} tokenizer, not the BPE one CLIP uses")
+    vocab = model["vocab"]
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    added = {t["content"]: t["id"] for t in data.get("added_tokens", []) if t["content"] not in vocab}
+    return vocab, merges, added
 
 
 def _token_content(value: Any) -> str | None:
@@ -74,11 +88,12 @@ class CLIPTokenizer:
             if token is not None and token not in vocab:
                 raise WeightsError(f"The tokenizer's {role} token {token!r} is not in its vocabulary")
         self.max_length = max_length
+        self._vocab, self._merges = dict(vocab), list(merges)
         self.bos_token, self.eos_token, self.unk_token = bos_token, eos_token, unk_token
         self.pad_token = pad_token if pad_token is not None else eos_token
         model = BPE(
-            vocab=dict(vocab),
-            merges=list(merges),
+            vocab=self._vocab,
+            merges=self._merges,
             continuing_subword_prefix="",
             end_of_word_suffix=END_OF_WORD,
             unk_token=unk_token,
@@ -106,16 +121,22 @@ class CLIPTokenizer:
     # -- loading -------------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str]) -> CLIPTokenizer:
-        """Read a ``tokenizer/`` folder: vocab.json, merges.txt and (optional) tokenizer_config.json."""
+        """Read a ``tokenizer/`` folder: vocab.json + merges.txt (or the tokenizers library's tokenizer.json, as
+        transformers >= 5 writes it), the special tokens and length of tokenizer_config.json, added tokens."""
         directory = Path(directory)
-        missing = [n for n in (VOCAB_NAME, MERGES_NAME) if not (directory / n).is_file()]
-        if missing:
+        added: dict[str, int] = {}
+        if (directory / VOCAB_NAME).is_file() and (directory / MERGES_NAME).is_file():
+            vocab = json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8"))
+            merges = read_merges(directory / MERGES_NAME)
+            if (directory / ADDED_TOKENS_NAME).is_file():
+                added = json.loads((directory / ADDED_TOKENS_NAME).read_text(encoding="utf-8"))
+        elif (directory / TOKENIZER_JSON_NAME).is_file():
+            vocab, merges, added = _read_tokenizer_json(directory / TOKENIZER_JSON_NAME)
+        else:
             raise WeightsError(
-                f"Tokenizer folder {directory} lacks {' and '.join(missing)}: a CLIP tokenizer needs vocab.json "
-                "and merges.txt"
+                f"Tokenizer folder {directory} lacks vocab.json and merges.txt (or tokenizer.json): a CLIP "
+                "tokenizer needs its BPE vocabulary and merges"
             )
-        vocab = json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8"))
-        merges = read_merges(directory / MERGES_NAME)
         options: dict[str, Any] = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the config wins
             path = directory / name
@@ -127,7 +148,36 @@ class CLIPTokenizer:
                 length = data.get("model_max_length")
                 if isinstance(length, int) and length < 100_000:  # "1e30" means "no limit" in transformers
                     options["max_length"] = length
-        return cls(vocab, merges, **options)
+        tokenizer = cls(vocab, merges, **options)
+        for token, index in sorted(added.items(), key=lambda item: item[1]):
+            if tokenizer._tok.token_to_id(token) is None:
+                (got,) = tokenizer.add_tokens([token])
+                if got != index:
+                    raise WeightsError(f"{directory}: added token {token!r} should get id {index}, got {got}")
+        return tokenizer
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write vocab.json, merges.txt, tokenizer_config.json (and added_tokens.json) as transformers does."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / VOCAB_NAME).write_text(json.dumps(self._vocab, ensure_ascii=False), encoding="utf-8")
+        lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in self._merges]
+        (directory / MERGES_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        config = {
+            "tokenizer_class": "CLIPTokenizer",
+            "model_max_length": self.max_length,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "pad_token": self.pad_token,
+            "unk_token": self.unk_token,
+        }
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        added = {t: i for t, i in self._tok.get_vocab(with_added_tokens=True).items() if t not in self._vocab}
+        if added:
+            (directory / ADDED_TOKENS_NAME).write_text(
+                json.dumps(added, ensure_ascii=False), encoding="utf-8"
+            )
+        return directory
 
     # -- vocabulary ----------------------------------------------------------------------------------------------
     @property

@@ -1,0 +1,175 @@
+"""LatentTextToImageModel: loads a diffusers StableDiffusionPipeline folder unchanged and reproduces its samples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from latent_helpers import learn_clip_bpe, write_tokenizer_folder
+from test_unet import TINY as TINY_UNET
+from test_unet import perturb
+from test_vae import TINY as TINY_VAE
+from zoo_latent.model import LatentTextToImageModel
+
+import zoo
+from zoo_core.errors import WeightsError
+
+PROMPTS = ["a red circle on a blue background", "a small green triangle, highly detailed"]
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory):
+    """A tiny SD pipeline with random weights, written by diffusers' own save_pretrained."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    root = tmp_path_factory.mktemp("sd")
+    vocab, _ = learn_clip_bpe()
+    tok_dir = write_tokenizer_folder(root / "tok")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**{k: v for k, v in TINY_UNET.items() if not k.startswith("_")})
+    vae = AutoencoderKL(**{k: v for k, v in TINY_VAE.items() if not k.startswith("_")})
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=5,
+            num_attention_heads=4,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=vocab["<|endoftext|>"],
+        )
+    )
+    for i, module in enumerate((unet, vae, text_encoder)):
+        perturb(module, seed=i)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder.eval(),
+        tokenizer=CLIPTokenizer.from_pretrained(str(tok_dir)),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    out = root / "pipeline"
+    pipe.save_pretrained(out)
+    return out, pipe
+
+
+def test_loads_pipeline_folder_and_matches_diffusers_ddim_cfg(pipeline_dir):
+    folder, pipe = pipeline_dir
+    model = zoo.load(str(folder))  # model_index.json -> diffusers:StableDiffusionPipeline -> our class
+    assert isinstance(model, LatentTextToImageModel)
+    assert model.config.schedule.beta_schedule == "scaled_linear" and model.tokenizer is not None
+    latents = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = pipe(
+            PROMPTS,
+            negative_prompt=["blurry", ""],
+            height=32,
+            width=32,
+            num_inference_steps=10,
+            guidance_scale=7.5,
+            latents=latents.clone(),
+            output_type="pt",
+        ).images
+    got = model.sample(
+        2,
+        prompt=PROMPTS,
+        negative_prompt=["blurry", ""],
+        sampler="ddim",
+        steps=10,
+        guidance_scale=7.5,
+        height=32,
+        width=32,
+        x_T=latents,
+    )
+    assert got.shape == (2, 3, 32, 32)
+    assert ((got + 1) / 2 - want).abs().max() <= 1e-4
+
+
+def test_prompt_embeddings_match_diffusers(pipeline_dir):
+    folder, pipe = pipeline_dir
+    model = LatentTextToImageModel.from_pretrained(folder)
+    with torch.no_grad():
+        cond, uncond = pipe.encode_prompt(PROMPTS[0], "cpu", 1, True, negative_prompt="ugly")
+        got, guided = model.prepare_conditioning(1, prompt=PROMPTS[0], negative_prompt="ugly")
+    assert (got["encoder_hidden_states"] - cond).abs().max() <= 1e-5
+    assert (guided.uncond["encoder_hidden_states"] - uncond).abs().max() <= 1e-5
+    assert guided.sample_shape == (4, 32, 32)  # unet sample_size 32, default 64x64 images
+
+
+def test_zoo_format_round_trip_keeps_tokenizer(pipeline_dir, tmp_path):
+    folder, _ = pipeline_dir
+    model = LatentTextToImageModel.from_pretrained(folder)
+    x = model.sample(1, prompt="a red cube", steps=3, seed=0, height=16, width=24)
+    assert x.shape == (1, 3, 16, 24)
+    model.save_pretrained(tmp_path / "zoo")
+    assert (tmp_path / "zoo" / "tokenizer" / "merges.txt").is_file()
+    again = LatentTextToImageModel.from_pretrained(tmp_path / "zoo")
+    assert torch.equal(again.sample(1, prompt="a red cube", steps=3, seed=0, height=16, width=24), x)
+
+
+def test_fp16_variant_and_bin_files_load(pipeline_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder, _ = pipeline_dir
+    reference = LatentTextToImageModel.from_pretrained(folder).state_dict()
+    copy = shutil.copytree(folder, tmp_path / "variant")
+    unet = copy / "unet" / "diffusion_pytorch_model.safetensors"
+    save_file(
+        {k: v.half() for k, v in load_file(unet).items()},
+        unet.with_name("diffusion_pytorch_model.fp16.safetensors"),
+    )
+    unet.unlink()
+    vae = copy / "vae" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(vae), vae.with_name("diffusion_pytorch_model.bin"))
+    vae.unlink()
+    model = LatentTextToImageModel.from_pretrained(copy)
+    state = model.state_dict()
+    assert all(v.dtype == torch.float32 for v in state.values())
+    key = "unet.conv_in.weight"
+    assert torch.equal(state[key], reference[key].half().float()) and not torch.equal(
+        state[key], reference[key]
+    )
+    assert all(
+        torch.equal(state[k], reference[k]) for k in reference if k.startswith(("vae.", "text_encoder."))
+    )
+
+
+def test_missing_component_is_named(pipeline_dir, tmp_path):
+    folder, _ = pipeline_dir
+    copy = shutil.copytree(folder, tmp_path / "broken")
+    shutil.rmtree(copy / "vae")
+    with pytest.raises(WeightsError, match="no 'vae' component"):
+        LatentTextToImageModel.from_pretrained(copy)
+    shutil.rmtree(copy / "tokenizer")
+    index = json.loads((copy / "model_index.json").read_text())
+    assert "tokenizer" in index
+
+
+def test_sizes_must_be_multiples_of_8(pipeline_dir):
+    folder, _ = pipeline_dir
+    model = LatentTextToImageModel.from_pretrained(folder)
+    with pytest.raises(
+        ValueError,
+        match="height must be a positive multiple of 8 pixels, got 30; the nearest valid height is 32",
+    ):
+        model.sample(1, prompt="x", steps=2, height=30, width=32)
+    with pytest.raises(ValueError, match="nearest valid width is 16"):
+        model.sample(1, prompt="x", steps=2, height=32, width=19)
+    with pytest.raises(ValueError, match="2 entries for 3 images"):
+        model.sample(3, prompt=["a", "b"], steps=2, height=16, width=16)
