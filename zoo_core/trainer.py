@@ -71,19 +71,15 @@ class Trainer:
         raise NotImplementedError(f"{type(self).__name__} does not build a model: pass one to fit(model=...)")
 
     def build_dataset(self) -> Dataset:
-        """The training data named by ``config.dataset``: a registered dataset or an image folder."""
+        """The training data named by ``config.dataset``: a registered dataset, ``digits`` or an image folder."""
         if not self.config.dataset:
             raise ValueError(f"{type(self).__name__}: set `dataset` in the config, or pass fit(dataset=...)")
-        try:
-            from zoo_core.data import get_dataset
-        except ImportError as exc:
-            raise ValueError(
-                f"cannot resolve dataset {self.config.dataset!r}: zoo_core.data is not available ({exc})"
-            ) from None
-        return get_dataset(self.config.dataset, **self.dataset_options())
+        from zoo_core.training.datasets import resolve_dataset
+
+        return resolve_dataset(self.config.dataset, **self.dataset_options())
 
     def dataset_options(self) -> dict[str, Any]:
-        """Keyword arguments for the dataset (e.g. the image size the model expects)."""
+        """``size`` / ``channels`` the model expects, for ``resolve_dataset``."""
         return {}
 
     def build(self, model: nn.Module, config: TrainConfig) -> TrainParts:

@@ -8,13 +8,12 @@ with a ConfigError naming the field (and the closest real field).
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from zoo_core.config import Config
 from zoo_core.errors import ConfigError
@@ -104,7 +103,7 @@ def parse_value(text: str) -> Any:
 
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
     """Apply ``key=value`` (or a mapping); dotted keys reach into nested mappings (``model.channels=32``)."""
-    out = json.loads(json.dumps(dict(data), default=str))  # a deep copy of plain data
+    out = _plain(data)
     items = (
         overrides.items() if isinstance(overrides, Mapping) else (_split_override(item) for item in overrides)
     )
@@ -120,6 +119,17 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str] | Mapping[
             node = child
         node[leaf] = value
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy with configs turned into plain mappings, so overrides can reach into them."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _split_override(item: str) -> tuple[str, Any]:

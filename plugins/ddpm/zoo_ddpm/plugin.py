@@ -18,3 +18,8 @@ def zoo_register_models(register):
 @hookimpl
 def zoo_register_converters(register):
     register("pytorch-ddpm", "zoo_ddpm.convert:convert_pytorch_ddpm")
+
+
+@hookimpl
+def zoo_register_trainers(register):
+    register("ddpm", "zoo_ddpm.trainer:DDPMTrainer")
