@@ -173,3 +173,40 @@ def test_sizes_must_be_multiples_of_8(pipeline_dir):
         model.sample(1, prompt="x", steps=2, height=32, width=19)
     with pytest.raises(ValueError, match="2 entries for 3 images"):
         model.sample(3, prompt=["a", "b"], steps=2, height=16, width=16)
+
+
+def test_img2img_matches_diffusers(pipeline_dir):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    folder, pipe = pipeline_dir
+    ref = StableDiffusionImg2ImgPipeline(**pipe.components)
+    ref.set_progress_bar_config(disable=True)
+    model = LatentTextToImageModel.from_pretrained(folder)
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(7))  # in [0, 1] for diffusers
+    with torch.no_grad():
+        want = ref(
+            PROMPTS[0],
+            image=image,
+            strength=0.6,
+            num_inference_steps=10,
+            guidance_scale=7.5,
+            generator=torch.Generator().manual_seed(11),
+            output_type="pt",
+        ).images
+    got = model.img2img(
+        image * 2 - 1,
+        prompt=PROMPTS[0],
+        strength=0.6,
+        sampler="ddim",
+        steps=10,
+        seed=torch.Generator().manual_seed(11),
+    )
+    assert ((got + 1) / 2 - want).abs().max() <= 1e-4
+
+
+def test_card_loads_a_local_copy_of_the_pipeline(pipeline_dir):
+    folder, _ = pipeline_dir
+    model = zoo.load("sd15", weights=str(folder))
+    assert isinstance(model, LatentTextToImageModel) and model.card.name == "sd15"
+    assert model.config.unet.cross_attention_dim == 32  # the pipeline's configs, not the card's fallback
+    assert model.default_sampler == "ddim" and model.default_steps == 50

@@ -30,7 +30,7 @@ from zoo_core.guidance import ClassifierFreeGuidance
 from zoo_core.model import CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.nn import rename_legacy_attention_keys
 from zoo_core.schedule import NoiseSchedule
-from zoo_core.seeding import GeneratorLike
+from zoo_core.seeding import GeneratorLike, Seed, make_generator
 from zoo_latent.text_encoder import CLIPTextConfig, CLIPTextModel, convert_state_dict
 from zoo_latent.tokenizer import CLIPTokenizer
 from zoo_latent.unet import UNet2DConditionConfig, UNet2DConditionModel
@@ -303,6 +303,25 @@ class LatentTextToImageModel(Model):
         if vae.shift_factor is not None:
             z = z - vae.shift_factor
         return z * vae.scaling_factor
+
+    def img2img(
+        self, images: torch.Tensor, *, strength: float = 0.8, seed: Seed = None, **kwargs: Any
+    ) -> Any:
+        """Edit ``images`` [B, 3, H, W] in [-1, 1] toward a prompt (SDEdit, Meng et al. 2022): encode them (a
+        posterior sample drawn from ``seed``), noise the latents to the level ``strength`` in (0, 1] sets, and
+        run the last ``int(steps * strength)`` steps of the sampler. Other arguments are ``sample``'s."""
+        if images.ndim != 4:
+            raise ValueError(
+                f"images must be a batch [B, C, H, W] in [-1, 1], got shape {tuple(images.shape)}"
+            )
+        n, _, height, width = images.shape
+        self.latent_size(height, width)  # a clear error for sizes the autoencoder cannot take
+        generator = make_generator(seed, n)
+        with torch.no_grad():
+            init = self.encode(images, generator)
+        return self.sample(
+            n, seed=generator, init=init, strength=strength, height=height, width=width, **kwargs
+        )
 
     # -- text ---------------------------------------------------------------------------------------------------
     def encode_prompt(self, prompts: str | Sequence[str], clip_skip: int | None = None) -> torch.Tensor:
