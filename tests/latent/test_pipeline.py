@@ -210,3 +210,18 @@ def test_card_loads_a_local_copy_of_the_pipeline(pipeline_dir):
     assert isinstance(model, LatentTextToImageModel) and model.card.name == "sd15"
     assert model.config.unet.cross_attention_dim == 32  # the pipeline's configs, not the card's fallback
     assert model.default_sampler == "ddim" and model.default_steps == 50
+
+
+def test_clip_text_conditioner_is_registered_and_gives_the_null_branch(pipeline_dir):
+    from zoo_core.registry import get_registry
+
+    folder, pipe = pipeline_dir
+    model = LatentTextToImageModel.from_pretrained(folder)
+    cls = get_registry().get("conditioners", "clip-text")
+    conditioner = cls(model.tokenizer, model.text_encoder)
+    with torch.no_grad():
+        _, uncond = pipe.encode_prompt("a cat", "cpu", 2, True)  # negative_prompt None -> ""
+        null = conditioner.null(2)["encoder_hidden_states"]
+        _, guided = model.prepare_conditioning(2, prompt="a cat")
+    assert (null - uncond).abs().max() <= 1e-5
+    assert torch.equal(guided.uncond["encoder_hidden_states"], null)

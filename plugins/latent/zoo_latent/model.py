@@ -31,6 +31,7 @@ from zoo_core.model import CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.nn import rename_legacy_attention_keys
 from zoo_core.schedule import NoiseSchedule
 from zoo_core.seeding import GeneratorLike, Seed, make_generator
+from zoo_latent.conditioner import CLIPTextConditioner
 from zoo_latent.text_encoder import CLIPTextConfig, CLIPTextModel, convert_state_dict
 from zoo_latent.tokenizer import CLIPTokenizer
 from zoo_latent.unet import UNet2DConditionConfig, UNet2DConditionModel
@@ -324,19 +325,19 @@ class LatentTextToImageModel(Model):
         )
 
     # -- text ---------------------------------------------------------------------------------------------------
-    def encode_prompt(self, prompts: str | Sequence[str], clip_skip: int | None = None) -> torch.Tensor:
-        """Prompts -> CLIP text states [B, 77, D] (the last layer's, or ``clip_skip`` layers earlier)."""
+    def conditioner(self, clip_skip: int | None = None) -> CLIPTextConditioner:
+        """The ``clip-text`` conditioner of this model's tokenizer and text encoder."""
         if self.tokenizer is None:
             raise WeightsError(
                 f"{type(self).__name__} has no tokenizer: load it with from_pretrained from a folder that has "
-                "tokenizer/ (vocab.json, merges.txt), or set model.tokenizer = CLIPTokenizer.from_pretrained(...)"
+                "tokenizer/ (vocab.json + merges.txt, or tokenizer.json), or set "
+                "model.tokenizer = CLIPTokenizer.from_pretrained(...)"
             )
-        ids = self.tokenizer([prompts] if isinstance(prompts, str) else list(prompts))
-        limit = self.config.text_encoder.max_position_embeddings
-        if ids.shape[1] > limit:
-            raise ValueError(f"the tokenizer makes {ids.shape[1]} tokens but the text encoder takes {limit}")
-        out = self.text_encoder(ids.to(self.device), clip_skip=clip_skip)
-        return out.last_hidden_state
+        return CLIPTextConditioner(self.tokenizer, self.text_encoder, clip_skip)
+
+    def encode_prompt(self, prompts: str | Sequence[str], clip_skip: int | None = None) -> torch.Tensor:
+        """Prompts -> CLIP text states [B, 77, D] (the last layer's, or ``clip_skip`` layers earlier)."""
+        return self.conditioner(clip_skip).encode(prompts)["encoder_hidden_states"]
 
     def prepare_conditioning(
         self,

@@ -13,3 +13,8 @@ def zoo_register_models(register):
     # diffusers pipeline folders name their class in model_index.json (see zoo_core.formats)
     for name in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
         register(f"diffusers:{name}", MODEL)
+
+
+@hookimpl
+def zoo_register_conditioners(register):
+    register("clip-text", "zoo_latent.conditioner:CLIPTextConditioner")
