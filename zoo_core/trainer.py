@@ -71,12 +71,12 @@ class Trainer:
         raise NotImplementedError(f"{type(self).__name__} does not build a model: pass one to fit(model=...)")
 
     def build_dataset(self) -> Dataset:
-        """The training data named by ``config.dataset``: a registered dataset, ``digits`` or an image folder."""
+        """The data ``config.dataset`` names (see ``zoo_core.data``), with ``config.dataset_options``."""
         if not self.config.dataset:
             raise ValueError(f"{type(self).__name__}: set `dataset` in the config, or pass fit(dataset=...)")
         from zoo_core.training.datasets import resolve_dataset
 
-        return resolve_dataset(self.config.dataset, **self.dataset_options())
+        return resolve_dataset(self.config.dataset, **self.config.dataset_options, **self.dataset_options())
 
     def dataset_options(self) -> dict[str, Any]:
         """``size`` / ``channels`` the model expects, for ``resolve_dataset``."""

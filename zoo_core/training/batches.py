@@ -103,15 +103,19 @@ class _Indexed(Dataset):
 
 
 def as_item(item: Any) -> dict[str, Any]:
-    """A dataset item as a dict: a tensor is ``image``; a pair is (``image``, ``label``); dicts pass through."""
+    """A dataset item as a dict: a tensor is ``image``; a pair is (``image``, ``label``) or, when the second
+    element is text, (``image``, ``caption``); a triple adds ``attributes``; dicts pass through."""
     if isinstance(item, Mapping):
         return dict(item)
     if isinstance(item, torch.Tensor):
         return {"image": item}
-    if isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:
-        return {"image": item[0], "label": item[1]}
+    if isinstance(item, Sequence) and not isinstance(item, str) and len(item) in (2, 3):
+        out = {"image": item[0], "caption" if isinstance(item[1], str) else "label": item[1]}
+        if len(item) == 3:
+            out["attributes"] = item[2]
+        return out
     raise TypeError(
-        "dataset items must be an image tensor, an (image, label) pair or a dict with an 'image' key; "
+        "dataset items must be an image tensor, an (image, label | caption) pair or a dict with an 'image' key; "
         f"got {type(item).__name__}"
     )
 

@@ -29,7 +29,10 @@ class TrainConfig(Config):
     max_steps: int = Field(1000, ge=1, description="optimizer steps (each sees one global batch)")
     batch_size: int = Field(64, ge=1, description="global batch: per process x processes x grad_accum")
     grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
-    dataset: str | None = Field(None, description="a registered dataset name (digits) or an image folder")
+    dataset: str | None = Field(None, description="a dataset name (digits, shapes) or a folder of images")
+    dataset_options: dict[str, Any] = Field(
+        default_factory=dict, description="for the dataset (split, recursive, caption, ...)"
+    )
 
     # optimizer (AdamW) and learning rate
     lr: float = Field(1e-4, gt=0)
