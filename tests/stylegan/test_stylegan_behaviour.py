@@ -211,3 +211,29 @@ def test_parity_config_has_the_official_parameter_counts():
     model = StyleGANModel({**PARITY_CONFIG, "discriminator": {"channel_base": 512, "channel_max": 64}})
     assert model.num_ws == 6 and sum(p.numel() for p in model.parameters()) == 158_094
     assert sum(p.numel() for p in model.build_discriminator().parameters()) == 248_736
+
+
+def test_the_fp16_path_stays_close_to_float32(monkeypatch):
+    """On an accelerator fp16 blocks compute in half precision; force that path on the CPU to check it."""
+    import zoo_stylegan.discriminator as discriminator_module
+    import zoo_stylegan.generator as generator_module
+    from stylegan_helpers import PARITY_D_CONFIG, official_io, parity_discriminator
+    from zoo_stylegan.discriminator import Discriminator
+
+    io = official_io()
+    cfg = {**PARITY_CONFIG, "synthesis": {**PARITY_CONFIG["synthesis"], "num_fp16_res": 2, "conv_clamp": 256}}
+    model = StyleGANModel(cfg)
+    model.load_state_dict(parity_generator().state_dict())
+    model.eval()
+    D = Discriminator(4, 16, 3, PARITY_D_CONFIG.model_copy(update={"num_fp16_res": 2, "conv_clamp": 256}))
+    D.load_state_dict(parity_discriminator().state_dict())
+    D.eval()
+    monkeypatch.setattr(generator_module, "use_fp16_on", lambda device: True)
+    monkeypatch.setattr(discriminator_module, "use_fp16_on", lambda device: True)
+    with torch.no_grad():
+        img = model(io["z"], io["c"], truncation_psi=0.7, noise_mode="const")
+        logits = D(io["img"], io["c"])
+    assert img.dtype == torch.float32
+    difference = (img - io["img"]).abs().max().item()
+    assert 0 < difference < 2e-2  # half precision ran (not bit-equal), and stays close
+    torch.testing.assert_close(logits, io["d_logits"], atol=5e-3, rtol=0)
