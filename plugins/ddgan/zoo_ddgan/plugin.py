@@ -18,3 +18,8 @@ def zoo_register_samplers(register):
 @hookimpl
 def zoo_register_converters(register):
     register("ddgan-official", "zoo_ddgan.convert:convert_official")
+
+
+@hookimpl
+def zoo_register_trainers(register):
+    register("ddgan", "zoo_ddgan.trainer:DDGANTrainer")
