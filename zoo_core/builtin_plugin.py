@@ -12,6 +12,7 @@ def zoo_register_samplers(register: Register) -> None:
     register("euler", "zoo_core.samplers.euler:EulerSampler")
     register("euler-a", "zoo_core.samplers.euler:EulerAncestralSampler")
     register("heun", "zoo_core.samplers.heun:HeunSampler")
+    register("pndm", "zoo_core.samplers.pndm:PNDMSampler")
     register("gan", "zoo_core.samplers.gan:GANSampler")
 
 
