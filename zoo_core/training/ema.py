@@ -3,7 +3,8 @@
 ``ema <- decay * ema + (1 - decay) * param`` after every optimizer step (Polyak averaging; DDPM and DDGAN use
 0.9999). With warm-up the decay is ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so early weights,
 which are far from the final ones, are forgotten quickly. Floating-point buffers (BatchNorm statistics,
-StyleGAN's w_avg) are averaged the same way; integer buffers (counters) are copied.
+StyleGAN's w_avg) are averaged the same way; integer buffers (counters) are copied. Frozen parameters are
+skipped: they never change, so their copy already equals them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class EMA:
         decay = self.current_decay()
         ema_float, src_float = [], []
         for (name, ema_t), src_t in zip(_tensors(self.module), (t for _, t in _tensors(module)), strict=True):
+            if isinstance(src_t, nn.Parameter) and not src_t.requires_grad:
+                continue  # frozen weights (a fine-tune's text encoder) equal their copy: skip the work
             if ema_t.shape != src_t.shape:
                 raise ValueError(
                     f"EMA tensor {name} has shape {tuple(ema_t.shape)}, module {tuple(src_t.shape)}"

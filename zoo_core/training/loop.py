@@ -151,7 +151,6 @@ def _run(trainer: Trainer, state: TrainState, batches: Iterator[Any], offset: in
     )
     window = _Window()
     started = time.perf_counter()
-    saved_at = state.step if state.step > 0 else None
     try:
         for data in batches:
             batch = to_batch(
@@ -179,11 +178,8 @@ def _run(trainer: Trainer, state: TrainState, batches: Iterator[Any], offset: in
                 _save_samples(trainer, state)
             if (config.checkpoint_every and state.step % config.checkpoint_every == 0) or last:
                 save_checkpoint(state, ckpt_root)
-                saved_at = state.step
     finally:
         bar.close()
-    if state.step == config.max_steps and saved_at != state.step and state.step > 0:
-        save_checkpoint(state, ckpt_root)
     if config.save_final and info.is_main:
         path = trainer.export(state, state.out_dir / "model")
         if path is not None:
@@ -249,9 +245,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 def _say(info: Any, message: str) -> None:
     if info.is_main:
-        from tqdm.auto import tqdm
+        _say_main(message)
 
-        tqdm.write(f"zoo train: {message}", file=sys.stderr)
+
+def _say_main(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"zoo train: {message}", file=sys.stderr)
 
 
 def _write_config(out_dir: Path, config: Any) -> None:
@@ -283,6 +283,11 @@ def _save_samples(trainer: Trainer, state: TrainState) -> None:
     try:
         with preserved_rng(), torch.no_grad():
             images = trainer.sample(state)
+    except Exception as exc:  # a broken validation sampler must not end a long run; say so every time
+        warnings.warn(
+            f"step {state.step}: sampling validation images failed: {type(exc).__name__}: {exc}", stacklevel=2
+        )
+        return
     finally:
         model.train(was_training)
     if images is not None:
@@ -328,7 +333,10 @@ def _resume_source(resume: bool | str | Path, ckpt_root: Path) -> Path | None:
             )
         return None
     if resume is True:
-        return checkpoint.resolve_latest(ckpt_root) if ckpt_root.is_dir() else None
+        found = checkpoint.resolve_latest(ckpt_root) if ckpt_root.is_dir() else None
+        if found is None and distributed.is_main():
+            _say_main(f"no checkpoint in {ckpt_root}: starting from step 0")
+        return found
     return checkpoint.resolve(resume)
 
 
