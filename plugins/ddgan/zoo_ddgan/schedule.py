@@ -64,7 +64,7 @@ def noise_schedule(config: DDGANConfig) -> NoiseSchedule:
         trained_betas=[float(b) for b in betas],
         clip_sample=False,
         variance_type="fixed_small",
-        timestep_spacing="leading",
+        timestep_spacing="trailing",  # fewer steps than T still start from pure noise at T - 1
     )
 
 
