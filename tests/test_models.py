@@ -55,3 +55,15 @@ def test_remote_card_config_builds_its_architecture(name):
     with torch.device("meta"):
         model = cls(card.config)
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_loading_does_not_pull_in_torch_dynamo(name):
+    """Arithmetic on meta tensors while building imports torch._dynamo (seconds); loading must avoid it."""
+    import subprocess
+    import sys
+
+    code = f"import sys, zoo; zoo.load({name!r}); print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
