@@ -152,7 +152,12 @@ class Combine(nn.Module):
 
 
 class FIRConv2d(nn.Module):
-    """A 3x3 convolution fused with FIR 2x up- or down-sampling (StyleGAN2's resampling convolution)."""
+    """A 3x3 convolution with FIR 2x down-sampling fused in (StyleGAN2), or FIR 2x up-sampling before it.
+
+    Only the down path occurs in the published configs (the residual input pyramid). The official fused
+    up-sampling convolution cannot run (it slices a tensor with a negative step), so ``up`` uses the plain
+    up-sample-then-convolve sequence instead.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, *, up: bool, fir_kernel: Sequence[int]) -> None:
         super().__init__()
