@@ -4,6 +4,7 @@
   softplus(D(G(z))) + softplus(-D(x)).
 - R1 (Mescheder et al. 2018): gamma / 2 * ||grad_x D(x)||^2 on reals. With lazy regularisation (StyleGAN2,
   appendix B) it runs every ``interval`` D steps and is multiplied by ``interval`` so its average weight stays.
+  It lives in the core (``zoo_core.training.regularizers``, shared with DDGAN) and is re-exported here.
 - Path-length regularisation (StyleGAN2, section 3.2): (||J_w^T y||_2 - a)^2 with y ~ N(0, I) / sqrt(H W) and a
   the running mean of the lengths.
 """
@@ -12,6 +13,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from zoo_core.training.regularizers import r1_loss, r1_penalty
+
+__all__ = ["d_logistic", "g_nonsaturating", "path_length", "path_length_penalty", "r1_loss", "r1_penalty"]
 
 
 def g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -22,22 +27,6 @@ def g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
 def d_logistic(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Mean of softplus(D(fake)) + softplus(-D(real)) (the two halves may come from different batches)."""
     return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-
-
-def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
-    """Per-sample ||grad_x sum D(x)||^2; ``real_images`` must require grad and ``real_logits`` come from them.
-
-    The graph is kept (``create_graph``) so the penalty can be back-propagated into D.
-    """
-    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
-    return grad.square().sum(dim=[1, 2, 3])
-
-
-def r1_loss(
-    real_logits: torch.Tensor, real_images: torch.Tensor, gamma: float, interval: int = 1
-) -> torch.Tensor:
-    """gamma / 2 * mean R1, scaled by the lazy-regularisation ``interval`` (16 for D in StyleGAN2)."""
-    return r1_penalty(real_logits, real_images).mean() * (gamma / 2) * interval
 
 
 def path_length(images: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
