@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import regex
+import torch
 
 CORPUS = """
 a photo of a red cube on a blue background. a painting of a green circle, oil on canvas!
@@ -96,3 +97,48 @@ def write_tokenizer_folder(directory: Path, pad_token: str = "<|endoftext|>", ma
     }
     (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     return directory
+
+
+TINY_UNET = {  # unet/config.json of hf-internal-testing/tiny-stable-diffusion-torch
+    "_class_name": "UNet2DConditionModel",
+    "_diffusers_version": "0.8.0",
+    "act_fn": "silu",
+    "attention_head_dim": 8,
+    "block_out_channels": [32, 64],
+    "center_input_sample": False,
+    "cross_attention_dim": 32,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 32,
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+}
+TINY_VAE = {  # the vae of hf-internal-testing/tiny-stable-diffusion-torch, with sample_size made small for tiling
+    "_class_name": "AutoencoderKL",
+    "_diffusers_version": "0.8.0",
+    "act_fn": "silu",
+    "block_out_channels": [32, 64],
+    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 1,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 32,
+    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
+}
+
+
+def perturb(module: torch.nn.Module, seed: int = 0) -> None:
+    """Randomise every parameter (norms included) so a wrong mapping cannot hide behind default init."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)

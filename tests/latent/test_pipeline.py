@@ -7,66 +7,12 @@ import shutil
 
 import pytest
 import torch
-from latent_helpers import learn_clip_bpe, write_tokenizer_folder
-from test_unet import TINY as TINY_UNET
-from test_unet import perturb
-from test_vae import TINY as TINY_VAE
 from zoo_latent.model import LatentTextToImageModel
 
 import zoo
 from zoo_core.errors import WeightsError
 
 PROMPTS = ["a red circle on a blue background", "a small green triangle, highly detailed"]
-
-
-@pytest.fixture(scope="module")
-def pipeline_dir(tmp_path_factory):
-    """A tiny SD pipeline with random weights, written by diffusers' own save_pretrained."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    root = tmp_path_factory.mktemp("sd")
-    vocab, _ = learn_clip_bpe()
-    tok_dir = write_tokenizer_folder(root / "tok")
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(**{k: v for k, v in TINY_UNET.items() if not k.startswith("_")})
-    vae = AutoencoderKL(**{k: v for k, v in TINY_VAE.items() if not k.startswith("_")})
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(vocab),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=5,
-            num_attention_heads=4,
-            bos_token_id=vocab["<|startoftext|>"],
-            eos_token_id=vocab["<|endoftext|>"],
-            pad_token_id=vocab["<|endoftext|>"],
-        )
-    )
-    for i, module in enumerate((unet, vae, text_encoder)):
-        perturb(module, seed=i)
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder.eval(),
-        tokenizer=CLIPTokenizer.from_pretrained(str(tok_dir)),
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    out = root / "pipeline"
-    pipe.save_pretrained(out)
-    return out, pipe
 
 
 def test_loads_pipeline_folder_and_matches_diffusers_ddim_cfg(pipeline_dir):
@@ -209,7 +155,7 @@ def test_card_loads_a_local_copy_of_the_pipeline(pipeline_dir):
     model = zoo.load("sd15", weights=str(folder))
     assert isinstance(model, LatentTextToImageModel) and model.card.name == "sd15"
     assert model.config.unet.cross_attention_dim == 32  # the pipeline's configs, not the card's fallback
-    assert model.default_sampler == "ddim" and model.default_steps == 50
+    assert model.default_sampler == "pndm" and model.default_steps == 50
 
 
 def test_clip_text_conditioner_is_registered_and_gives_the_null_branch(pipeline_dir):

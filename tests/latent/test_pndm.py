@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_pipeline import PROMPTS, pipeline_dir  # noqa: F401  (fixture)
+from test_pipeline import PROMPTS
 from zoo_latent.model import LatentTextToImageModel
 
 import zoo
@@ -59,7 +59,7 @@ def test_matches_diffusers_pndm_scheduler(prediction_type, steps):
     assert (got - x).abs().max() <= 1e-5
 
 
-def test_stable_diffusion_with_pndm_matches_diffusers(pipeline_dir):  # noqa: F811
+def test_stable_diffusion_with_pndm_matches_diffusers(pipeline_dir):
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
     folder, pipe = pipeline_dir

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from latent_helpers import TINY_UNET as TINY
+from latent_helpers import perturb
 from zoo_latent.unet import UNet2DConditionConfig, UNet2DConditionModel
 
 from zoo_core.errors import ConfigError
 from zoo_core.nn.transformer import set_attention_controller
 
-TINY = {  # unet/config.json of hf-internal-testing/tiny-stable-diffusion-torch
-    "_class_name": "UNet2DConditionModel",
-    "_diffusers_version": "0.8.0",
-    "act_fn": "silu",
-    "attention_head_dim": 8,
-    "block_out_channels": [32, 64],
-    "center_input_sample": False,
-    "cross_attention_dim": 32,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 32,
-    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
-}
 # SD v2 style: linear projections, per-block head counts, two transformer layers, three levels
 TINY_V2 = {
     "attention_head_dim": [2, 4, 4],
@@ -44,13 +25,6 @@ TINY_V2 = {
     "upcast_attention": True,
     "sample_size": 16,
 }
-
-
-def perturb(module: torch.nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
 
 
 def make_pair(config: dict):

@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from latent_helpers import TINY_VAE as TINY
+from latent_helpers import perturb
 from zoo_latent.vae import AutoencoderKL, AutoencoderKLConfig
 
 from zoo_core.nn import rename_legacy_attention_keys
-
-TINY = {  # the vae of hf-internal-testing/tiny-stable-diffusion-torch, with sample_size made small for tiling
-    "_class_name": "AutoencoderKL",
-    "_diffusers_version": "0.8.0",
-    "act_fn": "silu",
-    "block_out_channels": [32, 64],
-    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
-    "in_channels": 3,
-    "latent_channels": 4,
-    "layers_per_block": 1,
-    "norm_num_groups": 32,
-    "out_channels": 3,
-    "sample_size": 32,
-    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
-}
-
-
-def perturb(module: torch.nn.Module, seed: int = 0) -> None:
-    """Randomise every parameter (norms included) so a wrong mapping cannot hide behind default init."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
 
 
 @pytest.fixture(scope="module")

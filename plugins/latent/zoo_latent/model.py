@@ -219,7 +219,7 @@ class LatentTextToImageModel(Model):
     architecture: ClassVar[str] = "latent.sd"
     config_class: ClassVar[type[Config]] = LatentConfig
     kind: ClassVar[str] = "diffusion"
-    default_sampler = "ddim"
+    default_sampler = "pndm"  # the PNDMScheduler of the published SD pipelines
     default_steps = 50
     config: LatentConfig
 
