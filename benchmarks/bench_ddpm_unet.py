@@ -73,6 +73,9 @@ def main() -> None:
     def run_ours() -> torch.Tensor:
         return ours(x, t)
 
+    def run_channels_last() -> torch.Tensor:
+        return fast(x_cl, t)
+
     def run_fast() -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return fast(x_cl, t)
@@ -80,6 +83,7 @@ def main() -> None:
     cases = {
         "diffusers UNet2DModel fp32": run_reference,
         "zoo UNet2D fp32": run_ours,
+        "zoo fp32 channels_last": run_channels_last,
         "zoo fast path": run_fast,
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
