@@ -26,6 +26,7 @@ from torch import nn
 
 from zoo_core.trainer import Trainer, TrainParts
 from zoo_core.training.config import TrainConfig
+from zoo_core.training.regularizers import r1_penalty
 from zoo_ddgan.config import DDGANConfig
 from zoo_ddgan.discriminator import Discriminator
 from zoo_ddgan.model import DDGANModel
@@ -123,8 +124,7 @@ class DDGANTrainer(Trainer):
         loss = loss_real + F.softplus(d_fake).mean()
         metrics: dict[str, Any] = {"real_logit": d_real.detach().mean(), "fake_logit": d_fake.detach().mean()}
         if with_r1:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            r1 = grad.reshape(grad.shape[0], -1).square().sum(dim=1).mean()
+            r1 = r1_penalty(d_real, real).mean()
             loss = loss + self.config.r1_gamma / 2 * r1
             metrics["r1"] = r1.detach()
         return loss, metrics
