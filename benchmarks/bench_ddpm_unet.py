@@ -7,7 +7,8 @@ Timed: one forward pass (inference mode) on a batch of 32x32 images at random ti
 alternate within every repeat, so both see the same machine load; each figure is the median over the repeats.
 "fp32 channels_last" is ours with channels_last weights and input; the fast path is that under bf16 autocast, and
 its output is compared to our fp32 output (max and mean abs diff, and the output's RMS for scale). ``speedup`` is
-diffusers' median time over ours (>= 1 means ours is at least as fast). Prints a table and a JSON line.
+diffusers' median time over ours (>= 1 means ours is at least as fast); the CPU columns do the same with process
+CPU time. Prints a table and a JSON line.
 
 On a shared CPU, pass ``--threads 1``: a thread pool spinning against other jobs makes timings erratic.
 """
@@ -45,10 +46,11 @@ def build(seed: int = 0):
     return reference, ours, fast
 
 
-def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
-    start = time.perf_counter()
+def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, float, torch.Tensor]:
+    """(wall seconds, process CPU seconds, output): CPU time is less disturbed by other jobs on a shared machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
     out = fn()
-    return time.perf_counter() - start, out
+    return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
 def main() -> None:
@@ -87,6 +89,7 @@ def main() -> None:
         "zoo fast path": run_fast,
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
+    cpu_times: dict[str, list[float]] = {name: [] for name in cases}
     outputs: dict[str, torch.Tensor] = {}
     with torch.inference_mode():
         for _ in range(args.warmup):
@@ -94,10 +97,13 @@ def main() -> None:
                 fn()
         for _ in range(args.repeats):
             for name, fn in cases.items():
-                seconds, outputs[name] = timed(fn)
+                seconds, cpu_seconds, outputs[name] = timed(fn)
                 times[name].append(seconds)
+                cpu_times[name].append(cpu_seconds)
 
     median = {name: statistics.median(v) for name, v in times.items()}
+    cpu_median = {name: statistics.median(v) for name, v in cpu_times.items()}
+    cpu_base = cpu_median["diffusers UNet2DModel fp32"]
     ref_out, ours_out, fast_out = (
         outputs[n].float() for n in ("diffusers UNet2DModel fp32", "zoo UNet2D fp32", "zoo fast path")
     )
@@ -110,9 +116,12 @@ def main() -> None:
     print(
         f"batch {args.batch} x 3x32x32, {args.repeats} repeats, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
-    print(f"{'case':<28} {'median s':>9} {'min s':>8} {'speedup vs diffusers':>21}")
+    print(f"{'case':<28} {'median s':>9} {'min s':>8} {'speedup':>8} {'CPU s':>8} {'CPU speedup':>12}")
     for name in cases:
-        print(f"{name:<28} {median[name]:>9.4f} {min(times[name]):>8.4f} {base / median[name]:>21.3f}")
+        print(
+            f"{name:<28} {median[name]:>9.4f} {min(times[name]):>8.4f} {base / median[name]:>8.3f} "
+            f"{cpu_median[name]:>8.4f} {cpu_base / cpu_median[name]:>12.3f}"
+        )
     print(f"max |ours - diffusers| fp32: {fp32_diff:.2e}")
     print(
         f"fast path vs fp32: max abs diff {fast_diff:.2e}, mean abs diff {fast_mean_diff:.2e} (output RMS {rms:.3f})"
@@ -124,6 +133,9 @@ def main() -> None:
                 "repeats": args.repeats,
                 "threads": torch.get_num_threads(),
                 "median_seconds": median,
+                "median_cpu_seconds": cpu_median,
+                "cpu_speedup_fp32": cpu_base / cpu_median["zoo UNet2D fp32"],
+                "cpu_speedup_fast_path": cpu_base / cpu_median["zoo fast path"],
                 "speedup_fp32": base / median["zoo UNet2D fp32"],
                 "speedup_fp32_channels_last": base / median["zoo fp32 channels_last"],
                 "speedup_fast_path": base / median["zoo fast path"],
