@@ -126,7 +126,8 @@ def all_reduce_mean(values: dict[str, float], device: torch.device | None = None
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     t /= dist.get_world_size()
-    return dict(zip(keys, t.tolist(), strict=True))
+    reduced = dict(zip(keys, t.tolist(), strict=True))
+    return {k: reduced[k] for k in values}  # the caller's order
 
 
 def all_gather_object(obj: Any) -> list[Any]:
