@@ -171,3 +171,14 @@ def test_clip_text_conditioner_is_registered_and_gives_the_null_branch(pipeline_
         _, guided = model.prepare_conditioning(2, prompt="a cat")
     assert (null - uncond).abs().max() <= 1e-5
     assert torch.equal(guided.uncond["encoder_hidden_states"], null)
+
+
+def test_bfloat16_samples_close_to_float32(pipeline_dir):
+    folder, _ = pipeline_dir
+    full = LatentTextToImageModel.from_pretrained(folder)
+    half = LatentTextToImageModel.from_pretrained(folder, dtype="bfloat16")
+    assert half.dtype == torch.bfloat16
+    kwargs = dict(prompt="a red cube", sampler="ddim", steps=4, seed=0, height=16, width=16)
+    a, b = full.sample(1, **kwargs), half.sample(1, **kwargs)
+    assert b.dtype == torch.bfloat16 and torch.isfinite(b.float()).all()
+    assert (a - b.float()).abs().mean() < 0.05
