@@ -182,3 +182,19 @@ def test_bfloat16_samples_close_to_float32(pipeline_dir):
     a, b = full.sample(1, **kwargs), half.sample(1, **kwargs)
     assert b.dtype == torch.bfloat16 and torch.isfinite(b.float()).all()
     assert (a - b.float()).abs().mean() < 0.05
+
+
+def test_attention_controller_on_the_model_sees_guided_batches(pipeline_dir):
+    folder, _ = pipeline_dir
+    model = LatentTextToImageModel.from_pretrained(folder)
+    shapes = []
+
+    def controller(probs, is_cross, layer_name):
+        shapes.append((is_cross, tuple(probs.shape)))
+
+    names = model.set_attention_controller(controller)
+    model.sample(1, prompt="a red cube", sampler="ddim", steps=2, seed=0, height=16, width=16)
+    model.set_attention_controller(None)
+    assert len(shapes) == 2 * len(names)  # every layer, every step
+    # classifier-free guidance batches [uncond, cond]; cross-attention attends over the 77 text tokens
+    assert {s for c, s in shapes if c} == {(2, 8, 16, 77)}

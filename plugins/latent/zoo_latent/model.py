@@ -29,6 +29,7 @@ from zoo_core.errors import ConfigError, WeightsError
 from zoo_core.guidance import ClassifierFreeGuidance
 from zoo_core.model import CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.nn import rename_legacy_attention_keys
+from zoo_core.nn.transformer import AttentionController, set_attention_controller
 from zoo_core.schedule import NoiseSchedule
 from zoo_core.seeding import GeneratorLike, Seed, make_generator
 from zoo_latent.conditioner import CLIPTextConditioner
@@ -323,6 +324,12 @@ class LatentTextToImageModel(Model):
         return self.sample(
             n, seed=generator, init=init, strength=strength, height=height, width=width, **kwargs
         )
+
+    def set_attention_controller(self, controller: AttentionController | None) -> list[str]:
+        """Route the UNet's self- and cross-attention maps through ``controller`` (Prompt-to-Prompt editing,
+        attention visualisation; see ``zoo_core.nn.transformer.AttentionController``); None restores the fused
+        kernel. Returns the controlled layer names in the order they run within one UNet call."""
+        return set_attention_controller(self.unet, controller)
 
     # -- text ---------------------------------------------------------------------------------------------------
     def conditioner(self, clip_skip: int | None = None) -> CLIPTextConditioner:
