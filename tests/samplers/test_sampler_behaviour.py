@@ -19,11 +19,17 @@ from zoo_core.seeding import make_generator
 
 OURS = ["ddpm", "ddim", "dpm++2m", "euler", "euler-a", "heun"]
 SHAPE = (4, 2, 4, 4)
+# resolved through the registry once: it is rebuilt for every test, and these tests are about the samplers
+CLASSES = {name: type(zoo.get_sampler(name)) for name in OURS}
+
+
+def get_sampler(name: str):
+    return CLASSES[name]()
 
 
 def sample(name: str, model, seed=0, shape=SHAPE, **kwargs) -> torch.Tensor:
     n = shape[0]
-    return zoo.get_sampler(name)(model, shape, generator=make_generator(seed, n), **kwargs)
+    return get_sampler(name)(model, shape, generator=make_generator(seed, n), **kwargs)
 
 
 # -- schedule helpers ---------------------------------------------------------------------------------------------
@@ -128,20 +134,19 @@ def test_ancestral_sigmas_keep_the_marginal_noise_level():
 
 
 # -- the distribution they sample ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
 @pytest.mark.parametrize(
-    "name,steps,options",
+    "name,steps,options,prediction_type",
     [
-        ("ddpm", 250, {"variance_type": "fixed_small"}),
-        ("ddpm", 250, {"variance_type": "fixed_large"}),
-        ("ddim", 100, {}),
-        ("ddim", 250, {"eta": 1.0}),
-        ("dpm++2m", 50, {}),
-        ("dpm++2m", 50, {"use_karras_sigmas": True}),
-        ("euler", 100, {}),
-        ("euler-a", 250, {}),
-        ("heun", 50, {}),
-        ("heun", 50, {"use_karras_sigmas": True}),
+        ("ddpm", 250, {"variance_type": "fixed_small"}, "epsilon"),
+        ("ddpm", 250, {"variance_type": "fixed_large"}, "v_prediction"),
+        ("ddim", 100, {}, "sample"),
+        ("ddim", 250, {"eta": 1.0}, "epsilon"),
+        ("dpm++2m", 50, {}, "v_prediction"),
+        ("dpm++2m", 50, {"use_karras_sigmas": True}, "sample"),
+        ("euler", 100, {}, "epsilon"),
+        ("euler-a", 250, {}, "v_prediction"),
+        ("heun", 50, {}, "sample"),
+        ("heun", 50, {"use_karras_sigmas": True}, "epsilon"),
     ],
 )
 def test_samples_have_the_data_mean_and_std(name, steps, options, prediction_type):
@@ -171,7 +176,7 @@ def test_solver_order(name, order):
 def test_ddim_inversion_reconstructs(prediction_type):
     """invert(x0) then sampling gives x0 back, with a first-order error in 1/steps (values of std 0.5); inverting
     a sample also recovers, roughly, the noise it came from."""
-    ddim = zoo.get_sampler("ddim")
+    ddim = get_sampler("ddim")
     model = GaussianDenoiser(prediction_type)
     noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     x0 = ddim(model, noise.shape, steps=50, x_T=noise)
@@ -185,7 +190,7 @@ def test_ddim_inversion_reconstructs(prediction_type):
 
 
 def test_ddim_inversion_runs_a_toy_network_and_checks_its_arguments():
-    ddim = zoo.get_sampler("ddim")
+    ddim = get_sampler("ddim")
     model = ToyDenoiser("epsilon", dtype=torch.float64)
     x0 = sample("ddim", model, 0, steps=50)
     x_T = ddim.invert(model, x0, 200)
@@ -227,19 +232,19 @@ def test_img2img_strength(name):
 def test_x_T_is_the_initial_noise(name):
     model = ToyDenoiser("epsilon")
     noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(9))
-    from_seed = zoo.get_sampler(name)(model, SHAPE, steps=5, generator=torch.Generator().manual_seed(9))
-    from_x_T = zoo.get_sampler(name)(
+    from_seed = get_sampler(name)(model, SHAPE, steps=5, generator=torch.Generator().manual_seed(9))
+    from_x_T = get_sampler(name)(
         model, SHAPE, steps=5, x_T=noise, generator=torch.Generator().manual_seed(123)
     )
     if name in ("ddim", "dpm++2m", "euler", "heun"):  # deterministic after the start
         torch.testing.assert_close(from_x_T, from_seed)
     with pytest.raises(zoo.SamplerError, match="x_T has shape"):
-        zoo.get_sampler(name)(model, SHAPE, steps=5, x_T=noise[:1])
+        get_sampler(name)(model, SHAPE, steps=5, x_T=noise[:1])
 
 
 @pytest.mark.parametrize("name", OURS)
 def test_options_are_checked(name):
-    sampler = zoo.get_sampler(name)
+    sampler = get_sampler(name)
     model = ToyDenoiser("epsilon")
     assert {"init", "strength", "clip_sample"} <= sampler.options
     with pytest.raises(zoo.SamplerError, match="unknown option.*'etta'") as info:
@@ -256,7 +261,7 @@ def test_last_callback_is_the_result_and_steps_default():
     for name in OURS:
         seen: list = []
         out = sample(name, model, 0, callback=lambda i, t, x, seen=seen: seen.append((i, t, x)))
-        default = zoo.get_sampler(name).default_steps or 40  # ddpm: every training timestep
+        default = get_sampler(name).default_steps or 40  # ddpm: every training timestep
         assert len(seen) == min(default, 40) and seen[-1][2] is out
     with pytest.raises(zoo.SamplerError, match="1..40"):
         sample("ddim", model, 0, steps=41)
@@ -344,13 +349,13 @@ class ToyModel(Model):
 
 def test_model_sample_routes_sampler_options():
     model = ToyModel()
-    direct = zoo.get_sampler("ddim")(model, (2, 2, 4, 4), steps=7, generator=make_generator(0, 2), eta=0.7)
+    direct = get_sampler("ddim")(model, (2, 2, 4, 4), steps=7, generator=make_generator(0, 2), eta=0.7)
     torch.testing.assert_close(
         model.sample(2, seed=0, eta=0.7), direct.clamp(-1, 1)
     )  # images clip to [-1, 1]
     init = torch.zeros(2, 2, 4, 4)
     via_model = model.sample(2, sampler="euler", steps=10, seed=[3, 4], init=init, strength=0.5)
-    direct = zoo.get_sampler("euler")(
+    direct = get_sampler("euler")(
         model, (2, 2, 4, 4), steps=10, generator=make_generator([3, 4], 2), init=init, strength=0.5
     )
     torch.testing.assert_close(via_model, direct.clamp(-1, 1))

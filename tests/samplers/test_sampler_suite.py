@@ -18,15 +18,17 @@ SHAPE = (3, 2, 4, 4)
 STEPS = 4
 
 
-def _diffusion_samplers() -> list[str]:
+def _diffusion_samplers() -> dict[str, type[Sampler]]:
+    """Every registered sampler that runs diffusion models, resolved once (the registry is rebuilt per test)."""
     from zoo_core.registry import reset_registry
 
-    names = [n for n in zoo.list_samplers() if "diffusion" in zoo.get_sampler(n).kinds]
+    classes = {n: type(zoo.get_sampler(n)) for n in zoo.list_samplers()}
     reset_registry()
-    return names
+    return {n: cls for n, cls in classes.items() if "diffusion" in cls.kinds}
 
 
-DIFFUSION_SAMPLERS = _diffusion_samplers()
+SAMPLER_CLASSES = _diffusion_samplers()
+DIFFUSION_SAMPLERS = sorted(SAMPLER_CLASSES)
 
 
 def _model(sampler: Sampler, **kwargs) -> ToyDenoiser:
@@ -43,7 +45,7 @@ def test_the_core_samplers_and_ddim_are_registered():
 
 @pytest.fixture(params=DIFFUSION_SAMPLERS)
 def sampler(request) -> Sampler:
-    return zoo.get_sampler(request.param)
+    return SAMPLER_CLASSES[request.param]()
 
 
 def test_public_api(sampler):

@@ -243,6 +243,15 @@ def ve_predict(run: Run, x: torch.Tensor, t: float, sigma: float, clip: bool) ->
     return clip_x0(x0, clip, run.schedule.clip_sample_range)
 
 
+def ve_start(
+    noise: torch.Tensor, sigmas: list[float], init_sigma: float, start: int, init: torch.Tensor | None
+) -> torch.Tensor:
+    """The first variance-exploding x: noise at the initial sigma, or (img2img) init + sigma_start noise."""
+    if init is None:
+        return noise * init_sigma
+    return check_init(init, noise) + noise * sigmas[start]
+
+
 # -- img2img ------------------------------------------------------------------------------------------------------
 def start_index(sampler: str, steps: int, strength: float | None, init: torch.Tensor | None) -> int:
     """How many of the ``steps`` to skip for img2img: diffusers' int(steps * strength) steps are run.

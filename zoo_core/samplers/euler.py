@@ -22,27 +22,13 @@ from zoo_core.samplers.common import (
     Run,
     ancestral_sigmas,
     check_eta,
-    check_init,
     check_spacing,
     karras_ve_schedule,
     resolve_clip,
     start_index,
     ve_predict,
+    ve_start,
 )
-
-
-def _start(
-    run: Run,
-    noise: torch.Tensor,
-    sigmas: list[float],
-    init_sigma: float,
-    start: int,
-    init: torch.Tensor | None,
-) -> torch.Tensor:
-    """The initial x: pure noise at the first sigma, or (img2img) the init latent noised to sigma_start."""
-    if init is None:
-        return noise * init_sigma
-    return check_init(init, noise) + noise * sigmas[start]
 
 
 class EulerSampler(DiffusionSampler):
@@ -69,7 +55,7 @@ class EulerSampler(DiffusionSampler):
         clip = resolve_clip(self.name, schedule, clip_sample)
         timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
         start = start_index(self.name, steps, strength, init)
-        x = _start(run, noise, sigmas, init_sigma, start, init)
+        x = ve_start(noise, sigmas, init_sigma, start, init)
         for i in run.steps(range(start, steps), total=steps - start):
             x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
             x = x + (x - x0) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
@@ -105,7 +91,7 @@ class EulerAncestralSampler(DiffusionSampler):
         clip = resolve_clip(self.name, schedule, clip_sample)
         timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
         start = start_index(self.name, steps, strength, init)
-        x = _start(run, noise, sigmas, init_sigma, start, init)
+        x = ve_start(noise, sigmas, init_sigma, start, init)
         for i in run.steps(range(start, steps), total=steps - start):
             x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
             down, up = ancestral_sigmas(sigmas[i], sigmas[i + 1], eta)

@@ -18,12 +18,12 @@ from zoo_core.samplers.common import (
     COMMON_OPTIONS,
     DiffusionSampler,
     Run,
-    check_init,
     check_spacing,
     karras_ve_schedule,
     resolve_clip,
     start_index,
     ve_predict,
+    ve_start,
 )
 
 
@@ -51,7 +51,7 @@ class HeunSampler(DiffusionSampler):
         clip = resolve_clip(self.name, schedule, clip_sample)
         timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
         start = start_index(self.name, steps, strength, init)
-        x = noise * init_sigma if init is None else check_init(init, noise) + noise * sigmas[start]
+        x = ve_start(noise, sigmas, init_sigma, start, init)
         for i in run.steps(range(start, steps), total=steps - start):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
             d = (x - ve_predict(run, x, timesteps[i], sigma, clip)) / sigma

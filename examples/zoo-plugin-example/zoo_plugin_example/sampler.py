@@ -43,7 +43,8 @@ class PredictorCorrectorSampler(Sampler):
         corrector_steps: int = 1,
         snr: float = 0.16,
     ) -> torch.Tensor:
-        steps = steps or self.default_steps
+        self.check(model)  # a clear SamplerError for a model it cannot run (the shared sampler suite checks it)
+        steps = self.default_steps if steps is None else steps  # steps=0 is an error, not the default
         if corrector_steps < 0 or snr <= 0:
             raise ValueError(f"corrector_steps must be >= 0 and snr > 0, got {corrector_steps} and {snr}")
         timesteps = model.schedule.timesteps(steps, "linspace").tolist()
