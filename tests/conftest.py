@@ -19,6 +19,19 @@ os.environ.pop("ZOO_LOAD_PLUGINS", None)
 os.environ.pop("ZOO_STRICT_PLUGINS", None)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tests run their tiny networks on one intra-op thread: on a busy 2-core machine OpenMP threads spin against
+    each other and make tiny convolutions ~10x slower (measured 0.6 s vs 0.1 s per tiny-UNet forward at load 7);
+    one thread changes no result the tests check. Subprocesses (CLI, torchrun) keep torch's default."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_registry():
     """Rediscover plugins for every test, so environment changes and in-process plugins do not leak."""
