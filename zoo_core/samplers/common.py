@@ -102,9 +102,9 @@ class Run:
         ``t`` goes to the model as a [B] tensor: int64 for training timesteps, float32 when ``fractional``
         (Karras-sigma timesteps), as diffusers passes them.
         """
+        value = float(t) if fractional else round(float(t))
         dtype = torch.float32 if fractional else torch.int64
-        t_batch = torch.as_tensor(t, dtype=torch.float64).round() if not fractional else torch.as_tensor(t)
-        t_batch = t_batch.to(dtype=dtype, device=x_t.device).expand(x_t.shape[0])
+        t_batch = torch.full((x_t.shape[0],), value, dtype=dtype, device=x_t.device)
         out = self.model.predict(x_t.to(self.model_dtype), t_batch, self.cond, self.generator)
         return out.to(self.dtype)
 
