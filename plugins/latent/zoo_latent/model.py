@@ -325,6 +325,22 @@ class LatentTextToImageModel(Model):
             n, seed=generator, init=init, strength=strength, height=height, width=width, **kwargs
         )
 
+    def sample(self, n: int = 1, *, edit: Any = None, **kwargs: Any) -> Any:
+        """``Model.sample`` with text: ``prompt=``, ``negative_prompt=``, ``guidance_scale=``, ``height``/``width``.
+
+        ``edit`` (a ``PromptEdit`` or a dict of its fields, see ``zoo_latent.prompt_to_prompt``) runs a
+        Prompt-to-Prompt edit instead: 2n images, the source prompt's n then the edited prompt's n, pair i from the
+        same noise: ``sample(1, edit={"type": "replace", "source": "a red circle on a blue background",
+        "target": "a red square on a blue background"}, seed=0)``.
+        """
+        if edit is None:
+            return super().sample(n, **kwargs)
+        from zoo_latent.prompt_to_prompt import prepare_edit
+
+        plan = prepare_edit(self, n, edit, **kwargs)
+        with plan.controlling(self):
+            return super().sample(2 * n, **plan.sample_kwargs)
+
     def set_attention_controller(self, controller: AttentionController | None) -> list[str]:
         """Route the UNet's self- and cross-attention maps through ``controller`` (Prompt-to-Prompt editing,
         attention visualisation; see ``zoo_core.nn.transformer.AttentionController``); None restores the fused
