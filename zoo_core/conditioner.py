@@ -68,3 +68,22 @@ def concat_conditioning(a: Conditioning, b: Conditioning) -> Conditioning:
     if isinstance(a, dict):
         return {k: concat_conditioning(a[k], b[k]) for k in a}
     raise TypeError(f"cannot batch conditioning of type {type(a).__name__}")
+
+
+def pop_labels(kwargs: dict[str, Any]) -> Any:
+    """Take the class labels out of ``sample()`` keyword arguments: ``labels`` (alias ``class_labels``, diffusers'
+    name)."""
+    labels, alias = kwargs.pop("labels", None), kwargs.pop("class_labels", None)
+    if labels is not None and alias is not None:
+        raise TypeError("pass either labels or class_labels, not both")
+    return alias if labels is None else labels
+
+
+def labels_for_batch(labels: Any, n: int, num_classes: int) -> torch.Tensor:
+    """One int for all ``n`` images, or ``n`` ints, each in 0..num_classes-1 -> a long tensor [n]."""
+    encoded = ClassLabelConditioner(num_classes).encode(labels)
+    if encoded.numel() == 1:
+        encoded = encoded.expand(n)
+    if encoded.numel() != n:
+        raise ValueError(f"labels must be one int or {n} ints (one per image), got {encoded.numel()}")
+    return encoded

@@ -20,6 +20,7 @@ import torch
 from pydantic import Field
 
 from zoo_core import weights
+from zoo_core.conditioner import labels_for_batch, pop_labels
 from zoo_core.config import Config
 from zoo_core.errors import ConfigError, WeightsError
 from zoo_core.model import ARCH_KEY, CONFIG_NAME, WEIGHTS_NAME, Model
@@ -221,23 +222,16 @@ class DDPMModel(Model):
         return x
 
     def prepare_conditioning(self, n: int, **kwargs: Any) -> tuple[Any, Any]:
-        """Class-conditional UNets take ``class_labels`` (an int for all images, or n ints)."""
+        """Class-conditional UNets take ``labels`` (alias ``class_labels``): an int for all images, or n ints."""
         if self.num_classes is None:
             return super().prepare_conditioning(n, **kwargs)
-        labels = kwargs.pop("class_labels", None)
+        labels = pop_labels(kwargs)
         if kwargs or labels is None:
             raise TypeError(
-                f"{type(self).__name__}.sample() needs class_labels=(an int or {n} ints in 0..{self.num_classes - 1})"
+                f"{type(self).__name__}.sample() needs labels=(an int or {n} ints in 0..{self.num_classes - 1})"
                 + (f" and got unexpected arguments {sorted(kwargs)}" if kwargs else "")
             )
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        if labels.numel() == 1:
-            labels = labels.expand(n)
-        if labels.numel() != n or bool(((labels < 0) | (labels >= self.num_classes)).any()):
-            raise ValueError(
-                f"class_labels must be one int or {n} ints in 0..{self.num_classes - 1}, got {labels.tolist()}"
-            )
-        return labels.to(self.device), self
+        return labels_for_batch(labels, n, self.num_classes).to(self.device), self
 
     # -- weights in three layouts -------------------------------------------------------------------------------
     @classmethod

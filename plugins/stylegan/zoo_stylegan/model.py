@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from zoo_core import weights
-from zoo_core.conditioner import ClassLabelConditioner
+from zoo_core.conditioner import ClassLabelConditioner, labels_for_batch, pop_labels
 from zoo_core.errors import WeightsError
 from zoo_core.model import CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.seeding import GeneratorLike, Seed, make_generator, randn
@@ -190,11 +190,7 @@ class StyleGANModel(Model):
         A conditional model sampled without labels gets random labels drawn from the seed (documented, so
         ``zoo sample stylegan2-ada-cifar10`` works); labels given to an unconditional model are an error.
         """
-        labels = kwargs.pop("labels", None)
-        alias = kwargs.pop("class_labels", None)
-        if labels is not None and alias is not None:
-            raise TypeError("pass either labels or class_labels, not both")
-        labels = alias if labels is None else labels
+        labels = pop_labels(kwargs)
         if kwargs:
             raise TypeError(
                 f"{self._name()}.sample() got unexpected arguments {sorted(kwargs)}; it takes labels and the gan "
@@ -204,12 +200,7 @@ class StyleGANModel(Model):
             return None, self
         if self.config.c_dim == 0:
             raise ValueError(f"{self._name()} is unconditional (c_dim=0): remove labels={labels!r}")
-        labels = ClassLabelConditioner(self.config.c_dim).encode(labels)
-        if labels.numel() == 1:
-            labels = labels.expand(n)
-        if labels.numel() != n:
-            raise ValueError(f"labels must be one int or {n} ints (one per image), got {labels.numel()}")
-        return labels, self
+        return labels_for_batch(labels, n, self.config.c_dim), self
 
     def _name(self) -> str:
         return self.card.name if self.card is not None else type(self).__name__
