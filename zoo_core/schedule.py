@@ -113,13 +113,12 @@ class NoiseSchedule(Config):
             )
         spacing = spacing or self.timestep_spacing
         if spacing == "linspace":
-            ts = torch.linspace(0, T - 1, steps, dtype=torch.float64).round().flip(0)
+            ts = linspace(T - 1, steps).round().flip(0)
         elif spacing == "leading":
             ratio = T // steps
             ts = (torch.arange(0, steps, dtype=torch.float64) * ratio).round().flip(0) + self.steps_offset
         elif spacing == "trailing":
-            ratio = T / steps
-            ts = (torch.arange(T, 0, -ratio, dtype=torch.float64)).round() - 1
+            ts = trailing_timesteps(T, steps)
         else:
             raise ValueError(f"timestep spacing must be leading, trailing or linspace, got {spacing!r}")
         return ts.to(torch.int64)
@@ -134,6 +133,28 @@ class NoiseSchedule(Config):
         """v = sqrt(a_t) eps - sqrt(1 - a_t) x_0 (Salimans & Ho 2022), the v-prediction target."""
         a = _gather(self.alphas_cumprod, t, x0)
         return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+
+def linspace(stop: float, n: int) -> torch.Tensor:
+    """n evenly spaced values from 0 to ``stop`` (float64), computed as numpy's linspace does (i * step, the last
+    set to ``stop``), so that timesteps rounded from them agree with diffusers' at the .5 ties."""
+    if n == 1:
+        return torch.zeros(1, dtype=torch.float64)
+    values = torch.arange(n, dtype=torch.float64) * (stop / (n - 1))
+    values[-1] = stop
+    return values
+
+
+def trailing_timesteps(num_train_timesteps: int, steps: int) -> torch.Tensor:
+    """``steps`` timesteps counted down from T - 1 in strides of T / steps ("trailing" spacing), float64.
+
+    Written as numpy's arange(T, 0, -T / steps) fills its values (start + i * (second - start)), so the rounding
+    matches diffusers for every step count; unlike that arange it never yields steps + 1 values (e.g. T = 1000,
+    steps = 61, where diffusers' last timestep becomes -1).
+    """
+    T = float(num_train_timesteps)
+    delta = (T - T / steps) - T
+    return (T + torch.arange(steps, dtype=torch.float64) * delta).round() - 1
 
 
 def karras_sigmas(sigma_min: float, sigma_max: float, n: int, rho: float = 7.0) -> torch.Tensor:

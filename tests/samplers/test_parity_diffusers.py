@@ -259,3 +259,47 @@ def test_karras_sigmas_and_timesteps_match_diffusers():
             timesteps, sigmas = dpm_solver_timesteps(schedule, STEPS, "linspace", karras=True)
         assert timesteps == pytest.approx(scheduler.timesteps.double().tolist(), abs=1e-3)
         assert sigmas == pytest.approx(scheduler.sigmas.double().tolist(), rel=1e-6)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+def test_visited_timesteps_match_diffusers_for_every_step_count(spacing):
+    """Every step count 1..T; where diffusers' trailing arange overshoots by one it appends -1, which we never
+    visit (e.g. T = 1000, steps = 61)."""
+    schedule = NoiseSchedule(timestep_spacing=spacing, steps_offset=1 if spacing == "leading" else 0)
+    scheduler = diffusers.DDPMScheduler(timestep_spacing=spacing, steps_offset=schedule.steps_offset)
+    overshoots = []
+    for steps in range(1, 1000):
+        scheduler.set_timesteps(steps)
+        theirs = scheduler.timesteps.tolist()
+        assert schedule.timesteps(steps).tolist() == theirs[:steps], steps
+        if len(theirs) > steps:
+            assert theirs[steps:] == [-1]
+            overshoots.append(steps)
+    assert (61 in overshoots) == (spacing == "trailing")
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+def test_karras_style_timesteps_and_sigmas_match_diffusers(spacing):
+    """The Euler/Heun and DPM-Solver grids (their own spacing rules) for many step counts, ties included."""
+    from zoo_core.samplers.common import karras_ve_schedule
+    from zoo_core.samplers.dpm_solver import dpm_solver_timesteps
+
+    schedule = NoiseSchedule(timestep_spacing=spacing, steps_offset=1 if spacing == "leading" else 0)
+    config = {"timestep_spacing": spacing, "steps_offset": schedule.steps_offset}
+    euler = diffusers.EulerDiscreteScheduler(**config)
+    dpm = diffusers.DPMSolverMultistepScheduler(**config)
+    for scheduler in (euler, dpm):
+        scheduler.alphas_cumprod = schedule.alphas_cumprod
+    for steps in [*range(1, 120, 3), 27, 48, 61, 250, 499, 998]:
+        euler.set_timesteps(steps)
+        timesteps, sigmas, _ = karras_ve_schedule(schedule, steps, spacing, karras=False)
+        if len(euler.timesteps) == steps:  # not diffusers' trailing overshoot
+            assert timesteps == euler.timesteps.tolist(), steps
+            assert sigmas == euler.sigmas.tolist(), steps
+        if steps < 999 and (spacing != "leading" or steps < 499):  # else dpm's own grid repeats timesteps
+            dpm.set_timesteps(steps)
+            if len(dpm.timesteps) != steps:  # diffusers' trailing overshoot again
+                continue
+            timesteps, sigmas = dpm_solver_timesteps(schedule, steps, spacing, karras=False)
+            assert timesteps == dpm.timesteps.tolist(), steps
+            assert sigmas == pytest.approx(dpm.sigmas.tolist(), rel=1e-6), steps

@@ -14,7 +14,7 @@ import torch
 
 from zoo_core.errors import SamplerError
 from zoo_core.sampler import Sampler, StepCallback
-from zoo_core.schedule import NoiseSchedule, karras_sigmas
+from zoo_core.schedule import NoiseSchedule, karras_sigmas, linspace, trailing_timesteps
 from zoo_core.seeding import GeneratorLike, randn
 
 T = TypeVar("T")
@@ -219,11 +219,11 @@ def karras_ve_schedule(
     """
     T = schedule.num_train_timesteps
     if spacing == "linspace":
-        t = torch.linspace(0, T - 1, steps, dtype=torch.float64).float().double().flip(0)
+        t = linspace(T - 1, steps).float().double().flip(0)  # diffusers: float32 timesteps
     elif spacing == "leading":
         t = (torch.arange(steps, dtype=torch.float64) * (T // steps)).flip(0) + schedule.steps_offset
     else:
-        t = torch.arange(T, 0, -T / steps, dtype=torch.float64).round() - 1
+        t = trailing_timesteps(T, steps)
     sigmas = schedule.sigma_at(t)
     if karras:
         sigmas = karras_sigmas(float(sigmas[-1]), float(sigmas[0]), steps)

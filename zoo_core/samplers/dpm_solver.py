@@ -30,7 +30,7 @@ from zoo_core.samplers.common import (
     start_index,
     to_x0_eps,
 )
-from zoo_core.schedule import NoiseSchedule, karras_sigmas
+from zoo_core.schedule import NoiseSchedule, karras_sigmas, linspace, trailing_timesteps
 
 
 def dpm_solver_timesteps(
@@ -47,12 +47,12 @@ def dpm_solver_timesteps(
         timesteps = t.long().tolist()
     else:
         if spacing == "linspace":
-            t = torch.linspace(0, T - 1, steps + 1, dtype=torch.float64).round().flip(0)[:-1]
+            t = linspace(T - 1, steps + 1).round().flip(0)[:-1]
         elif spacing == "leading":
             ratio = T // (steps + 1)
             t = (torch.arange(steps + 1, dtype=torch.float64) * ratio).flip(0)[:-1] + schedule.steps_offset
         else:
-            t = torch.arange(T, 0, -T / steps, dtype=torch.float64).round() - 1
+            t = trailing_timesteps(T, steps)
         timesteps = t.long().tolist()
         if len(set(timesteps)) != steps or not 0 <= min(timesteps) <= max(timesteps) < len(table):
             raise SamplerError(
