@@ -98,6 +98,9 @@ class LatentConfig(Config):
     text_encoder: CLIPTextConfig = Field(default_factory=CLIPTextConfig)
     schedule: NoiseSchedule = Field(default_factory=lambda: NoiseSchedule.parse(SD1_SCHEDULE))
     prediction_type: Literal["epsilon", "sample", "v_prediction"] = "epsilon"
+    guidance_scale: float = Field(
+        7.5, ge=0, description="sample()'s classifier-free guidance scale by default"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -367,7 +370,7 @@ class LatentTextToImageModel(Model):
         n: int,
         prompt: str | Sequence[str] | None = None,
         negative_prompt: str | Sequence[str] | None = None,
-        guidance_scale: float = 7.5,
+        guidance_scale: float | None = None,
         guidance_rescale: float = 0.0,
         height: int | None = None,
         width: int | None = None,
@@ -375,7 +378,9 @@ class LatentTextToImageModel(Model):
     ) -> tuple[Any, Any]:
         """Text states for ``n`` images and the model to sample: this model at ``height`` x ``width`` inside
         classifier-free guidance (the negative prompt, "" by default, is the unconditional branch; a scale <= 1
-        runs the prompt alone). ``clip_skip`` applies to both prompts."""
+        runs the prompt alone; None: the config's ``guidance_scale``). ``clip_skip`` applies to both prompts."""
+        if guidance_scale is None:
+            guidance_scale = self.config.guidance_scale
         view = LatentAtSize(self, self.latent_size(height, width))
         prompts = _prompts(prompt, n, "prompt")
         if guidance_scale <= 1:  # no guidance: the prompt alone, one forward per step

@@ -18,3 +18,8 @@ def zoo_register_models(register):
 @hookimpl
 def zoo_register_conditioners(register):
     register("clip-text", "zoo_latent.conditioner:CLIPTextConditioner")
+
+
+@hookimpl
+def zoo_register_trainers(register):
+    register("t2i", "zoo_latent.trainer:T2ITrainer")
