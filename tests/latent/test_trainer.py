@@ -129,8 +129,17 @@ def vae_run(tmp_path_factory):
 
 
 def test_unet_stage_freezes_the_autoencoder_scales_latents_and_its_loss_decreases(vae_run, tmp_path):
-    trainer = T2ITrainer({**TINY_RUN, "stage": "unet", "vae_from": str(vae_run), "out_dir": str(tmp_path)})
+    without_vae = {k: v for k, v in TINY_MODEL.items() if k != "vae"}  # the autoencoder comes from vae_from
+    run = {
+        **TINY_RUN,
+        "model": without_vae,
+        "stage": "unet",
+        "vae_from": str(vae_run),
+        "out_dir": str(tmp_path),
+    }
+    trainer = T2ITrainer(run)
     model = trainer.build_model()
+    assert trainer.dataset_options()["size"] == 16
     vae = LatentTextToImageModel.from_pretrained(vae_run)
     reference = vae.vae.state_dict()
     assert all(torch.equal(t, reference[k]) for k, t in model.vae.state_dict().items())

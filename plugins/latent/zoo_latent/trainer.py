@@ -249,6 +249,7 @@ class T2ITrainer(Trainer):
             model.tokenizer = tokenizer
             if vae_model is not None:
                 model.vae.load_state_dict(vae_model.vae.state_dict())
+                self.config.model = model.config  # the image size follows the loaded autoencoder
                 model.config.vae.scaling_factor = (
                     self._measure_scaling(model) if c.scaling_factor == "auto" else c.scaling_factor
                 )
