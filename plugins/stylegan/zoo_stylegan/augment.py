@@ -146,11 +146,22 @@ class AdaptiveAugment:
         self._sign_sum += float(signs.sum())
         self._count += signs.numel()
 
-    def step(self, batch_size: int) -> float:
-        """Call once per training step (after ``accumulate``); adjusts p every ``interval`` steps. Returns p."""
+    def step(
+        self, batch_size: int, reduce: Callable[[dict[str, float]], dict[str, float]] | None = None
+    ) -> float:
+        """Call once per training step (after ``accumulate``); adjusts p every ``interval`` steps. Returns p.
+
+        ``reduce`` combines the collected sums over processes (e.g. a mean over a process group), so every
+        process moves p by the same amount from the global r_t.
+        """
         self._steps += 1
-        if self._steps % self.interval == 0 and self._count > 0:
-            rt = self._sign_sum / self._count
+        if self._steps % self.interval != 0:
+            return float(self.pipe.p)
+        totals = {"sign_sum": self._sign_sum, "count": float(self._count)}
+        if reduce is not None:
+            totals = reduce(totals)
+        if totals["count"] > 0:
+            rt = totals["sign_sum"] / totals["count"]
             adjust = (
                 float(torch.sign(torch.tensor(rt - self.target)))
                 * batch_size

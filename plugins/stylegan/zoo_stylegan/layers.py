@@ -176,10 +176,14 @@ def modulated_conv2d(
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
     w = dcoefs = None
-    if demodulate or fused_modconv:
+    if fused_modconv:
         w = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)  # [N, O, I, k, k]
-    if demodulate:
+    if demodulate and w is not None:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+    elif demodulate:
+        # the same sum without the [N, O, I, k, k] tensor: sum_ik (s_i w_oik)^2 = sum_i s_i^2 sum_k w_oik^2, a
+        # matrix product (training, where the non-fused path runs, is several times faster on CPU)
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).T + 1e-8).rsqrt()  # [N, O]
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
         x = conv2d_resample(

@@ -14,3 +14,8 @@ def zoo_register_models(register: Register) -> None:
 @hookimpl
 def zoo_register_converters(register: Register) -> None:
     register("stylegan2-ada-pkl", "zoo_stylegan.convert:convert_stylegan2_ada_pkl")
+
+
+@hookimpl
+def zoo_register_trainers(register: Register) -> None:
+    register("stylegan", "zoo_stylegan.trainer:StyleGANTrainer")
