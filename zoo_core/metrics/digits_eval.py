@@ -1,0 +1,293 @@
+"""Sample quality of digit models, measured with the digit classifier trained here (FID-style, offline).
+
+``evaluate_digit_samples(images, labels_requested)`` reports, for N images in [-1, 1] (any size, one channel):
+
+- ``frechet_distance``: between the classifier features of the samples and of the real digits (the reference,
+  upsampled to the samples' size and resized like them, so resizing adds no bias). Real digits against real
+  digits give ``real_baseline_frechet`` (test split vs train split), reported alongside for scale.
+- ``confident_share``: share of samples the classifier calls with probability > ``confidence`` (0.9): legible.
+- ``class_histogram`` (argmax counts), ``class_coverage``: classes holding at least half their fair share
+  (1 / 20 of the samples): 10 means no missing modes. ``classifier_score``: exp E[KL(p(y|x) || p(y))], the
+  Inception-score analogue (1 to 10).
+- with ``labels_requested`` (class-conditional models): ``conditional_accuracy``, the share classified as asked.
+
+As a command (samples a registered model with per-image seeds, so results do not depend on the batch size):
+
+    python -m zoo_core.metrics.digits_eval MODEL_NAME --n 1000 --sampler ddim --steps 50 --seed 0 --json out.json
+    python -m zoo_core.metrics.digits_eval --real          # the real test split, the best a model can hope for
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from zoo_core.metrics.frechet import GaussianStats, feature_statistics, frechet_distance_stats
+
+Reference = Literal["all", "train", "test"]
+NUM_CLASSES = 10
+
+
+@lru_cache(maxsize=8)
+def _real_features(size: int, split: Reference) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, probabilities) of the real digits at ``size`` px through the shipped classifier."""
+    from zoo_core.data.digits import DigitsDataset
+    from zoo_core.metrics.digit_classifier import features_and_proba
+
+    images, _ = DigitsDataset(size, split).as_tensors()
+    return features_and_proba(images)
+
+
+def reference_statistics(size: int = 16, split: Reference = "all") -> GaussianStats:
+    """Feature mean and covariance of the real digits ``split`` upsampled to ``size`` (the FID reference)."""
+    return feature_statistics(_real_features(size, split)[0])
+
+
+def real_baseline_frechet(size: int = 16) -> float:
+    """Frechet distance of real digits to real digits: the test split against the train split."""
+    return frechet_distance_stats(reference_statistics(size, "test"), reference_statistics(size, "train"))
+
+
+def classifier_score(proba: torch.Tensor) -> float:
+    """exp E_x[KL(p(y|x) || p(y))]: 1 when every sample looks alike, NUM_CLASSES for confident, balanced ones."""
+    p = proba.double().clamp_min(1e-12)
+    marginal = p.mean(dim=0, keepdim=True)
+    return float(torch.exp((p * (p.log() - marginal.log())).sum(dim=1).mean()))
+
+
+def evaluate_digit_samples(
+    images: torch.Tensor,
+    labels_requested: Sequence[int] | torch.Tensor | None = None,
+    *,
+    reference: Reference = "all",
+    confidence: float = 0.9,
+    model: Any = None,
+) -> dict[str, Any]:
+    """Quality figures of digit samples [N, 1, H, W] in [-1, 1] (see the module docstring)."""
+    from zoo_core.metrics.digit_classifier import features_and_proba
+
+    if images.ndim != 4 or images.shape[1] != 1 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"expected square one-channel digit images [N, 1, H, H], got {tuple(images.shape)}")
+    n, size = images.shape[0], int(images.shape[-1])
+    if n < 2:
+        raise ValueError("need at least 2 samples to fit a covariance")
+    feats, proba = features_and_proba(images, model)
+    if model is None:
+        ref = reference_statistics(size, reference)
+    else:
+        from zoo_core.data.digits import DigitsDataset
+
+        ref = feature_statistics(features_and_proba(DigitsDataset(size, reference).as_tensors()[0], model)[0])
+    top, predicted = proba.max(dim=1)
+    histogram = torch.bincount(predicted, minlength=NUM_CLASSES)
+    result: dict[str, Any] = {
+        "n": n,
+        "size": size,
+        "frechet_distance": frechet_distance_stats(feature_statistics(feats), ref),
+        "reference": reference,
+        "confident_share": float((top > confidence).float().mean()),
+        "mean_confidence": float(top.mean()),
+        "class_histogram": histogram.tolist(),
+        "class_coverage": int((histogram.double() / n >= 0.5 / NUM_CLASSES).sum()),
+        "classifier_score": classifier_score(proba),
+    }
+    if model is None:
+        result["real_baseline_frechet"] = real_baseline_frechet(size)
+    if labels_requested is not None:
+        wanted = torch.as_tensor(labels_requested, dtype=torch.long).reshape(-1)
+        if len(wanted) != n:
+            raise ValueError(f"{n} images but {len(wanted)} requested labels: give one label per image")
+        hits = predicted == wanted
+        result["conditional_accuracy"] = float(hits.float().mean())
+        result["per_class_accuracy"] = [
+            float(hits[wanted == c].float().mean()) if (wanted == c).any() else None
+            for c in range(NUM_CLASSES)
+        ]
+    return result
+
+
+# -- sampling a registered model --------------------------------------------------------------------------------
+#: the methods a network evaluation goes through; a model can name others in ``nfe_methods``
+NFE_METHODS = ("predict", "generate")
+
+
+@contextlib.contextmanager
+def count_network_evaluations(model: Any) -> Iterator[list[int]]:
+    """Count calls of the model's network methods while the block runs; yields a one-element counter list.
+
+    Samplers call ``predict`` (diffusion) or ``generate`` (GANs) once per step on the whole batch, so the count
+    per ``sample`` call is the number of network evaluations per image. Classifier-free guidance that batches
+    the conditional and unconditional halves counts once per step. Models set ``nfe_methods`` to change this.
+    """
+    counter = [0]
+    names = [n for n in getattr(model, "nfe_methods", NFE_METHODS) if hasattr(model, n)]
+    originals = {name: getattr(model, name) for name in names}
+
+    def wrap(method: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            counter[0] += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+    shadowed = {name: model.__dict__[name] for name in names if name in getattr(model, "__dict__", {})}
+    for name, method in originals.items():
+        setattr(model, name, wrap(method))
+    try:
+        yield counter
+    finally:
+        for name in originals:
+            if name in shadowed:
+                setattr(model, name, shadowed[name])
+            else:
+                delattr(model, name)  # the class's method shows through again
+
+
+def is_class_conditional(model: Any) -> bool:
+    n = getattr(model, "num_classes", None)
+    if n is None:
+        n = getattr(getattr(model, "config", None), "num_classes", None)
+    return bool(n)
+
+
+def sample_model(
+    model: Any,
+    n: int,
+    *,
+    batch_size: int = 250,
+    seed: int = 0,
+    labels: Sequence[int] | None = None,
+    **sample_kwargs: Any,
+) -> tuple[torch.Tensor, dict[str, float | None]]:
+    """``n`` samples with image ``i`` seeded by ``seed + i``; returns (images on CPU, timing and NFE figures)."""
+    batches, seconds, calls = [], 0.0, []
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        kwargs = dict(sample_kwargs)
+        if labels is not None:
+            kwargs["labels"] = list(labels[start : start + count])
+        with count_network_evaluations(model) as counter:
+            begin = time.perf_counter()
+            x = model.sample(count, seed=list(range(seed + start, seed + start + count)), **kwargs)
+            seconds += time.perf_counter() - begin
+        calls.append(counter[0])
+        batches.append(x.detach().float().cpu())
+    nfe = float(np.mean(calls)) if any(calls) else None
+    return torch.cat(batches), {"seconds": seconds, "images_per_second": n / seconds, "nfe_per_image": nfe}
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--option takes key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def format_table(result: dict[str, Any]) -> str:
+    rows = [(k, v) for k, v in result.items() if not isinstance(v, (list, dict))]
+    rows += [
+        (k, " ".join("-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x) for x in v))
+        for k, v in result.items()
+        if isinstance(v, list)
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = []
+    for key, value in rows:
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo_core.metrics.digits_eval",
+        description="Measure a digits model: Frechet distance to real digits, confidence, coverage, speed.",
+    )
+    parser.add_argument("model", nargs="?", help="a registered model name or a saved model directory")
+    parser.add_argument("--real", action="store_true", help="evaluate the real test split instead of a model")
+    parser.add_argument("--n", type=int, default=1000, help="number of samples")
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0, help="image i is seeded by seed + i")
+    parser.add_argument("--sampler", default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument(
+        "--option",
+        action="append",
+        type=_parse_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a sampler option, e.g. --option eta=0.0 (repeatable; values parsed as JSON)",
+    )
+    parser.add_argument(
+        "--conditional",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="request labels 0..9 in turn (default: when the model reports num_classes)",
+    )
+    parser.add_argument("--reference", choices=["all", "train", "test"], default="all")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default=None)
+    parser.add_argument("--json", dest="json_path", default=None, help="also write the result JSON here")
+    parser.add_argument("--grid", default=None, help="save the first 100 samples as a PNG grid")
+    args = parser.parse_args(argv)
+    if args.real == (args.model is not None):
+        parser.error("give a model name, or --real")
+
+    labels = None
+    if args.real:
+        from zoo_core.data.digits import DigitsDataset
+
+        images = DigitsDataset(16, "test").images
+        info: dict[str, Any] = {"model": "real digits (test split, 16 px)"}
+    else:
+        import zoo
+
+        model = zoo.load(args.model, device=args.device, dtype=args.dtype)
+        conditional = is_class_conditional(model) if args.conditional is None else args.conditional
+        labels = [i % NUM_CLASSES for i in range(args.n)] if conditional else None
+        kwargs = dict(args.option)
+        if args.sampler:
+            kwargs["sampler"] = args.sampler
+        if args.steps is not None:
+            kwargs["steps"] = args.steps
+        images, timing = sample_model(
+            model, args.n, batch_size=args.batch_size, seed=args.seed, labels=labels, **kwargs
+        )
+        info = {
+            "model": args.model,
+            "sampler": args.sampler or model.default_sampler,
+            "steps": args.steps if args.steps is not None else model.default_steps,
+            "options": dict(args.option),
+            "seed": args.seed,
+            "device": str(model.device),
+            "dtype": str(model.dtype).removeprefix("torch."),
+            **timing,
+        }
+    result = {**info, **evaluate_digit_samples(images, labels, reference=args.reference)}
+    if args.grid:
+        from zoo_core.images import save_grid
+
+        save_grid(images[:100], args.grid, nrow=10, scale=2)
+    print(format_table(result))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json_path:
+        with open(args.json_path, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
