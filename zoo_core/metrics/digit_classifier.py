@@ -4,13 +4,17 @@ It plays the role Inception plays for FID, on data we have offline: ``features``
 feed the Frechet distance, ``predict_proba`` the confidence, coverage and conditional-accuracy figures. Images of
 another size are resized to 16x16 first (bilinear, anti-aliased).
 
-The shipped weights (``weights/digit_classifier.safetensors``, 0.2 MB) are trained deterministically on the
-train split of ``zoo_core.data.digits`` (seed 0, 20% held out per class) and reproduced by:
+Training adds outlier exposure (Hendrycks et al., 2019): pixel noise and random blobs are pushed toward the
+uniform distribution, so the confidence figure separates legible digits (98.6% of real test digits above 0.9)
+from junk (0% of uniform noise) instead of being near 1 for anything.
+
+The shipped weights (``weights/digit_classifier.safetensors``, 0.2 MB) are trained deterministically (one
+thread, seed 0; ~1 min on a CPU) on the train split of ``zoo_core.data.digits`` (20% held out per class) by:
 
     python -m zoo_core.metrics.digit_classifier --train --out zoo_core/metrics/weights/digit_classifier.safetensors
 
-Their test-split accuracy is stored in the file's metadata; ``python -m zoo_core.metrics.digit_classifier``
-re-measures it.
+Test-split accuracy: 0.9944 (357 of 359), stored in the file's metadata with the command;
+``python -m zoo_core.metrics.digit_classifier`` re-measures it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@
   Inception-score analogue (1 to 10).
 - with ``labels_requested`` (class-conditional models): ``conditional_accuracy``, the share classified as asked.
 
+Real digits with the shipped classifier: test split vs train split Frechet 9.65 at 16 px (9.13 at 32 px),
+confident share 0.986, coverage 10, classifier score 9.81; uniform noise: Frechet ~2000, confident share 0.
+The Frechet distance shrinks with more samples (its estimate is biased), so compare models at the same ``n``.
+
 As a command (samples a registered model with per-image seeds, so results do not depend on the batch size):
 
     python -m zoo_core.metrics.digits_eval MODEL_NAME --n 1000 --sampler ddim --steps 50 --seed 0 --json out.json
