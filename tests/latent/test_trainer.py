@@ -121,6 +121,21 @@ def test_vae_loss_is_reconstruction_plus_weighted_kl(tmp_path):
     assert torch.allclose(metrics["kl"], kl, rtol=1e-5)
 
 
+def test_vae_crops_are_random_windows_on_the_latent_grid(tmp_path):
+    trainer = T2ITrainer({**TINY_RUN, "stage": "vae", "out_dir": str(tmp_path), "crop_size": 8})
+    model = trainer.build_model()
+    batch = _batch(trainer)
+    crops = trainer.crop(batch, model)
+    assert crops.shape == (8, 3, 8, 8)
+    replay = _batch(trainer)
+    top, left = replay.randint(0, 5) * 2, replay.randint(0, 5) * 2  # offsets 0, 2, ..., 8 (downscale 2)
+    for i in range(8):
+        assert torch.equal(crops[i], replay.images[i, :, top[i] : top[i] + 8, left[i] : left[i] + 8])
+    assert len({(int(a), int(b)) for a, b in zip(top, left, strict=True)}) > 1
+    with pytest.raises(ConfigError, match="multiple of the autoencoder's downsampling factor 2"):
+        T2ITrainer({**TINY_RUN, "stage": "vae", "out_dir": str(tmp_path), "crop_size": 9}).crop(batch, model)
+
+
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("vae")
