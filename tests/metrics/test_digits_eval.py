@@ -1,23 +1,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
 
 import pytest
 import torch
 
 pytest.importorskip("sklearn")
 
-from zoo_core.config import Config  # noqa: E402
+from metric_toys import DigitPicker  # noqa: E402
+
 from zoo_core.data.digits import DigitsDataset  # noqa: E402
 from zoo_core.metrics import digits_eval  # noqa: E402
-from zoo_core.metrics.digits_eval import (  # noqa: E402
-    classifier_score,
-    count_network_evaluations,
-    evaluate_digit_samples,
-    sample_model,
-)
-from zoo_core.model import Model  # noqa: E402
+from zoo_core.metrics.digits_eval import classifier_score, evaluate_digit_samples  # noqa: E402
 
 
 def test_real_digits_are_confident_cover_every_class_and_sit_at_the_baseline():
@@ -67,61 +61,39 @@ def test_bad_inputs_are_rejected():
         evaluate_digit_samples(torch.zeros(4, 1, 16, 16), [1, 2])
 
 
-class _PickerConfig(Config):
-    num_classes: int = 0
+@pytest.fixture
+def toys(registry):
+    from metric_toys import ToyPlugin
 
-
-class DigitPicker(Model):
-    """A 'generator' that returns real digit i for a latent z whose first coordinate falls in bin i."""
-
-    architecture: ClassVar[str] = "test.digit-picker"
-    config_class = _PickerConfig
-    kind = "gan"
-    default_sampler = "gan"
-
-    def __init__(self, config: Any = None) -> None:
-        super().__init__(config)
-        self.register_buffer("bank", DigitsDataset(16, "all").images[:100].clone())
-        self.calls = 0
-
-    @property
-    def latent_shape(self) -> tuple[int]:
-        return (4,)
-
-    def prepare_conditioning(self, n: int, labels: Any = None) -> tuple[Any, Any]:
-        return labels, self
-
-    def generate(self, z: torch.Tensor, cond: Any = None, **options: Any) -> torch.Tensor:
-        self.calls += 1
-        index = (torch.special.ndtr(z[:, 0]) * len(self.bank)).long().clamp(0, len(self.bank) - 1)
-        return self.bank[index]
-
-
-def test_sampling_uses_per_image_seeds_and_counts_network_evaluations():
-    model = DigitPicker()
-    a, info = sample_model(model, 10, batch_size=4, seed=5)
-    b, _ = sample_model(model, 10, batch_size=10, seed=5)
-    assert a.shape == (10, 1, 16, 16) and torch.equal(a, b)
-    assert info["nfe_per_image"] == 1.0 and info["images_per_second"] > 0
-    assert model.calls == 4  # 3 batches, then 1; the counting wrapper was removed afterwards
-    assert "generate" not in model.__dict__
-    c, _ = sample_model(model, 3, seed=6)
-    torch.testing.assert_close(c[:2], a[1:3])
-
-
-def test_counting_restores_an_instance_override():
-    model = DigitPicker()
-    marker = lambda z, cond=None, **kw: model.bank[:1].expand(len(z), -1, -1, -1)  # noqa: E731
-    model.generate = marker
-    with count_network_evaluations(model) as counter:
-        model.generate(torch.zeros(2, 4))
-        model.generate(torch.zeros(2, 4))
-    assert counter[0] == 2 and model.generate is marker
+    registry.register_plugin(ToyPlugin(), name="metric-toys")
+    yield
+    registry.unregister_plugin("metric-toys")
 
 
 def test_conditional_detection():
     assert digits_eval.is_class_conditional(DigitPicker({"num_classes": 10}))
     assert not digits_eval.is_class_conditional(DigitPicker())
+
+
+def test_cli_samples_a_registered_model(toys, tmp_path, capsys):
+    out = tmp_path / "toy.json"
+    assert digits_eval.main(["toy-digits", "--n", "200", "--batch-size", "64", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["model"] == "toy-digits" and result["sampler"] == "gan" and result["nfe_per_image"] == 1.0
+    assert result["n"] == 200 and "conditional_accuracy" not in result
+    assert result["confident_share"] > 0.9 and result["class_coverage"] == 10
+    # real digits drawn with replacement; only 200 of them, so the estimate carries a larger bias than 359 vs 1438
+    assert result["frechet_distance"] < 5 * result["real_baseline_frechet"]
+
+
+def test_cli_requests_labels_from_a_class_conditional_model(toys, tmp_path):
+    out = tmp_path / "cond.json"
+    assert digits_eval.main(["toy-digits-cond", "--n", "100", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["conditional_accuracy"] > 0.95 and result["class_histogram"][0] >= 9
+    out2 = tmp_path / "uncond.json"
+    digits_eval.main(["toy-digits-cond", "--n", "20", "--no-conditional", "--json", str(out2)])
+    assert "conditional_accuracy" not in json.loads(out2.read_text())
 
 
 def test_cli_on_real_digits_prints_a_table_and_writes_json(tmp_path, capsys):

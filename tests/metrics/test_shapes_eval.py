@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 import torch
 
 from zoo_core.data.shapes import PALETTE, ShapesDataset
+from zoo_core.metrics import shapes_eval
 from zoo_core.metrics.shapes_eval import evaluate_shapes_samples, read_image
 
 
@@ -81,3 +83,33 @@ def test_mismatched_lengths_are_rejected(shapes32):
     images, captions, _ = shapes32
     with pytest.raises(ValueError, match="one caption per image"):
         evaluate_shapes_samples(images[:3], captions[:2])
+
+
+@pytest.fixture
+def toys(registry):
+    from metric_toys import ToyPlugin
+
+    registry.register_plugin(ToyPlugin(), name="metric-toys")
+    yield
+    registry.unregister_plugin("metric-toys")
+
+
+def test_cli_scores_a_model_that_draws_its_prompts(toys, tmp_path):
+    out = tmp_path / "oracle.json"
+    assert shapes_eval.main(["toy-shapes", "--n", "60", "--batch-size", "25", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["all_accuracy"] == 1.0 and result["n"] == 60 and result["nfe_per_image"] == 1.0
+
+
+def test_cli_catches_a_model_that_ignores_colour(toys, tmp_path):
+    out = tmp_path / "colorblind.json"
+    assert shapes_eval.main(["toy-shapes-colorblind", "--n", "60", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["shape_accuracy"] == 1.0 and result["color_accuracy"] < 0.35
+    assert result["histogram"]["color"]["white"] == 60
+
+
+def test_cli_on_the_dataset_itself(tmp_path, capsys):
+    assert shapes_eval.main(["--real", "--n", "50", "--size", "48", "--shapes", "circle,square"]) == 0
+    printed = capsys.readouterr().out
+    assert "all_accuracy         1.0000" in printed and '"triangle": 0' in printed

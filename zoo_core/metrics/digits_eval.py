@@ -24,18 +24,15 @@ As a command (samples a registered model with per-image seeds, so results do not
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from zoo_core.metrics.frechet import GaussianStats, feature_statistics, frechet_distance_stats
+from zoo_core.metrics.sampling import add_sampling_arguments, load_from_args, report, sample_from_args
 
 Reference = Literal["all", "train", "test"]
 NUM_CLASSES = 10
@@ -119,99 +116,11 @@ def evaluate_digit_samples(
     return result
 
 
-# -- sampling a registered model --------------------------------------------------------------------------------
-#: the methods a network evaluation goes through; a model can name others in ``nfe_methods``
-NFE_METHODS = ("predict", "generate")
-
-
-@contextlib.contextmanager
-def count_network_evaluations(model: Any) -> Iterator[list[int]]:
-    """Count calls of the model's network methods while the block runs; yields a one-element counter list.
-
-    Samplers call ``predict`` (diffusion) or ``generate`` (GANs) once per step on the whole batch, so the count
-    per ``sample`` call is the number of network evaluations per image. Classifier-free guidance that batches
-    the conditional and unconditional halves counts once per step. Models set ``nfe_methods`` to change this.
-    """
-    counter = [0]
-    names = [n for n in getattr(model, "nfe_methods", NFE_METHODS) if hasattr(model, n)]
-    originals = {name: getattr(model, name) for name in names}
-
-    def wrap(method: Any) -> Any:
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            counter[0] += 1
-            return method(*args, **kwargs)
-
-        return counted
-
-    shadowed = {name: model.__dict__[name] for name in names if name in getattr(model, "__dict__", {})}
-    for name, method in originals.items():
-        setattr(model, name, wrap(method))
-    try:
-        yield counter
-    finally:
-        for name in originals:
-            if name in shadowed:
-                setattr(model, name, shadowed[name])
-            else:
-                delattr(model, name)  # the class's method shows through again
-
-
 def is_class_conditional(model: Any) -> bool:
     n = getattr(model, "num_classes", None)
     if n is None:
         n = getattr(getattr(model, "config", None), "num_classes", None)
     return bool(n)
-
-
-def sample_model(
-    model: Any,
-    n: int,
-    *,
-    batch_size: int = 250,
-    seed: int = 0,
-    labels: Sequence[int] | None = None,
-    **sample_kwargs: Any,
-) -> tuple[torch.Tensor, dict[str, float | None]]:
-    """``n`` samples with image ``i`` seeded by ``seed + i``; returns (images on CPU, timing and NFE figures)."""
-    batches, seconds, calls = [], 0.0, []
-    for start in range(0, n, batch_size):
-        count = min(batch_size, n - start)
-        kwargs = dict(sample_kwargs)
-        if labels is not None:
-            kwargs["labels"] = list(labels[start : start + count])
-        with count_network_evaluations(model) as counter:
-            begin = time.perf_counter()
-            x = model.sample(count, seed=list(range(seed + start, seed + start + count)), **kwargs)
-            seconds += time.perf_counter() - begin
-        calls.append(counter[0])
-        batches.append(x.detach().float().cpu())
-    nfe = float(np.mean(calls)) if any(calls) else None
-    return torch.cat(batches), {"seconds": seconds, "images_per_second": n / seconds, "nfe_per_image": nfe}
-
-
-def _parse_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"--option takes key=value, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
-def format_table(result: dict[str, Any]) -> str:
-    rows = [(k, v) for k, v in result.items() if not isinstance(v, (list, dict))]
-    rows += [
-        (k, " ".join("-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x) for x in v))
-        for k, v in result.items()
-        if isinstance(v, list)
-    ]
-    width = max(len(k) for k, _ in rows)
-    lines = []
-    for key, value in rows:
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        lines.append(f"{key:<{width}}  {shown}")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,19 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("model", nargs="?", help="a registered model name or a saved model directory")
     parser.add_argument("--real", action="store_true", help="evaluate the real test split instead of a model")
-    parser.add_argument("--n", type=int, default=1000, help="number of samples")
-    parser.add_argument("--batch-size", type=int, default=250)
-    parser.add_argument("--seed", type=int, default=0, help="image i is seeded by seed + i")
-    parser.add_argument("--sampler", default=None)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument(
-        "--option",
-        action="append",
-        type=_parse_option,
-        default=[],
-        metavar="KEY=VALUE",
-        help="a sampler option, e.g. --option eta=0.0 (repeatable; values parsed as JSON)",
-    )
+    add_sampling_arguments(parser, n=1000, batch_size=250)
     parser.add_argument(
         "--conditional",
         action=argparse.BooleanOptionalAction,
@@ -241,10 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         help="request labels 0..9 in turn (default: when the model reports num_classes)",
     )
     parser.add_argument("--reference", choices=["all", "train", "test"], default="all")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--dtype", default=None)
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the result JSON here")
-    parser.add_argument("--grid", default=None, help="save the first 100 samples as a PNG grid")
     args = parser.parse_args(argv)
     if args.real == (args.model is not None):
         parser.error("give a model name, or --real")
@@ -256,40 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         images = DigitsDataset(16, "test").images
         info: dict[str, Any] = {"model": "real digits (test split, 16 px)"}
     else:
-        import zoo
-
-        model = zoo.load(args.model, device=args.device, dtype=args.dtype)
+        model = load_from_args(args)
         conditional = is_class_conditional(model) if args.conditional is None else args.conditional
         labels = [i % NUM_CLASSES for i in range(args.n)] if conditional else None
-        kwargs = dict(args.option)
-        if args.sampler:
-            kwargs["sampler"] = args.sampler
-        if args.steps is not None:
-            kwargs["steps"] = args.steps
-        images, timing = sample_model(
-            model, args.n, batch_size=args.batch_size, seed=args.seed, labels=labels, **kwargs
-        )
-        info = {
-            "model": args.model,
-            "sampler": args.sampler or model.default_sampler,
-            "steps": args.steps if args.steps is not None else model.default_steps,
-            "options": dict(args.option),
-            "seed": args.seed,
-            "device": str(model.device),
-            "dtype": str(model.dtype).removeprefix("torch."),
-            **timing,
-        }
+        images, info = sample_from_args(args, model, {"labels": labels} if labels else None)
     result = {**info, **evaluate_digit_samples(images, labels, reference=args.reference)}
-    if args.grid:
-        from zoo_core.images import save_grid
-
-        save_grid(images[:100], args.grid, nrow=10, scale=2)
-    print(format_table(result))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_path:
-        with open(args.json_path, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    report(result, images, args)
     return 0
 
 

@@ -8,11 +8,19 @@ shape, its radius follows from the mask's area and its centre from the mask's ce
 its centre), and the template drawn there is compared with the mask by intersection over union.
 
 ``evaluate_shapes_samples(images, captions)`` scores a batch of generated images against the captions they were
-prompted with.
+prompted with. On the dataset's own images it scores 1.0 on all three attributes (1000 images at 32 px; 300 at
+16 and 64 px), and still 1.0 after a 3x3 blur plus Gaussian noise of std 0.2.
+
+As a command (prompts are the captions of ``ShapesDataset(n, seed=--data-seed)``, image ``i`` seeded ``seed + i``):
+
+    python -m zoo_core.metrics.shapes_eval MODEL_NAME --n 200 --steps 25 --option guidance_scale=3.0
+    python -m zoo_core.metrics.shapes_eval --real       # the dataset's own images: 1.0 everywhere
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +28,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo_core.data.shapes import BACKGROUNDS, COLORS, PALETTE, SHAPES, UNIT_AREA, coverage, parse_caption
+from zoo_core.data.shapes import (
+    BACKGROUNDS,
+    COLORS,
+    PALETTE,
+    SHAPES,
+    UNIT_AREA,
+    ShapesDataset,
+    coverage,
+    parse_caption,
+)
+from zoo_core.metrics.sampling import add_sampling_arguments, load_from_args, report, sample_from_args
 
 
 @dataclass(frozen=True)
@@ -125,3 +143,49 @@ def evaluate_shapes_samples(
         "unreadable": sum(r.shape is None for r in readings),
         "histogram": histogram,
     }
+
+
+def _words(text: str | None) -> list[str] | None:
+    return None if text is None else [w.strip() for w in text.split(",") if w.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo_core.metrics.shapes_eval",
+        description="Measure a text-to-image model's prompt adherence on the shapes captions, and its speed.",
+    )
+    parser.add_argument("model", nargs="?", help="a registered model name or a saved model directory")
+    parser.add_argument("--real", action="store_true", help="evaluate the dataset's own images instead")
+    add_sampling_arguments(parser, n=200, batch_size=50)
+    parser.add_argument("--data-seed", type=int, default=1, help="seed of the dataset the prompts come from")
+    parser.add_argument("--size", type=int, default=32, help="image size for --real")
+    parser.add_argument("--prompt-arg", default="prompt", help="the sample() argument that takes the prompts")
+    parser.add_argument("--shapes", help="comma-separated subset of shapes the model was trained on")
+    parser.add_argument("--colors", help="comma-separated subset of shape colours")
+    parser.add_argument("--backgrounds", help="comma-separated subset of background colours")
+    args = parser.parse_args(argv)
+    if args.real == (args.model is not None):
+        parser.error("give a model name, or --real")
+    vocab = {
+        k: v
+        for k, v in (
+            ("shapes", _words(args.shapes)),
+            ("colors", _words(args.colors)),
+            ("backgrounds", _words(args.backgrounds)),
+        )
+        if v
+    }
+    dataset = ShapesDataset(args.n, args.size, seed=args.data_seed, **vocab)
+    if args.real:
+        images, captions, _ = dataset.as_tensors()
+        info: dict[str, Any] = {"model": f"shapes dataset (seed {args.data_seed}, {args.size} px)"}
+    else:
+        captions = [dataset.spec(i).caption for i in range(args.n)]
+        images, info = sample_from_args(args, load_from_args(args), {args.prompt_arg: captions})
+    result = {**info, **evaluate_shapes_samples(images, captions)}
+    report(result, images, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
