@@ -4,4 +4,8 @@
 - ``frechet``: the Frechet distance between two feature sets (FID-style).
 - ``digits_eval``: Frechet distance, confidence, class coverage and conditional accuracy of digit samples.
 - ``shapes_eval``: prompt adherence (shape / colour / background) of samples of the shapes dataset.
+- ``sampling``: sampling a model for evaluation (per-image seeds, timing, network-evaluation counts).
+
+``python -m zoo_core.metrics.digits_eval MODEL`` and ``python -m zoo_core.metrics.shapes_eval MODEL`` measure a
+registered model and print a table and JSON.
 """
