@@ -178,6 +178,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+EVALUATORS = {"digits": "zoo_core.metrics.digits_eval", "shapes": "zoo_core.metrics.shapes_eval"}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import importlib
+
+    metric = args.metric
+    if metric == "auto":
+        from zoo_core.api import info
+
+        dataset = (info(args.name).dataset or "").lower() if not Path(args.name).exists() else ""
+        metric = "shapes" if "shapes" in dataset else "digits"
+    return int(importlib.import_module(EVALUATORS[metric]).main([args.name, *args.options]) or 0)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from zoo_core.training.api import train_from_cli
 
@@ -264,6 +279,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (overrides the config)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="measure sample quality: digits (Frechet feature distance, confidence, coverage) or shapes (prompt adherence)",
+    )
+    p.add_argument("name", help="model name or saved model directory")
+    p.add_argument(
+        "--metric",
+        choices=["auto", *EVALUATORS],
+        default="auto",
+        help="auto: shapes for models trained on the shapes dataset, else digits",
+    )
+    p.add_argument(
+        "options", nargs=argparse.REMAINDER, help="passed to the evaluator (--n, --sampler, --steps, ...)"
+    )
+    p.set_defaults(func=cmd_eval)
 
     _add_plugin_commands(sub)
     return parser

@@ -142,3 +142,13 @@ def test_download_prints_the_local_path():
 def test_convert_with_unknown_converter(tmp_path):
     result = zoo("convert", "no-such-converter", str(tmp_path / "a"), str(tmp_path / "b"), check=False)
     assert result.returncode == 2 and "Unknown converter 'no-such-converter'" in result.stderr
+
+
+def test_eval_measures_a_digits_model():
+    result = zoo("eval", "example-gaussian-digits", "--n", "40", "--batch-size", "20", "--steps", "10")
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert report["n"] == 40 and 0 <= report["confident_share"] <= 1
+    assert report["nfe_per_image"] == 20  # 10 predictor steps + 10 corrector steps
+    assert (
+        report["frechet_distance"] > report["real_baseline_frechet"]
+    )  # a Gaussian fit is worse than real digits
