@@ -27,7 +27,18 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "card.json"
 ARCH_KEY = "_zoo_architecture"
+
+
+def read_saved_card(directory: Path) -> ModelCard | None:
+    """The card ``save_pretrained`` stored beside the weights, so a saved copy keeps its sampler defaults."""
+    from zoo_core.cards import parse_card
+
+    path = directory / CARD_NAME if directory.is_dir() else None
+    if path is None or not path.exists():
+        return None
+    return parse_card(json.loads(path.read_text(encoding="utf-8")), str(path))
 
 
 def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
@@ -177,7 +188,7 @@ class Model(nn.Module):
         )
         weights.write_json_atomic(self.config_dict(), directory / CONFIG_NAME)
         if self.card is not None:
-            weights.write_json_atomic(self.card.model_dump(mode="json"), directory / "card.json")
+            weights.write_json_atomic(self.card.model_dump(mode="json"), directory / CARD_NAME)
         return directory
 
     @classmethod
@@ -228,6 +239,8 @@ class Model(nn.Module):
         model.load_state_dict(state, strict=True, assign=True)
         model._materialize_non_persistent()
         model.load_extras(directory)
+        if card is None:
+            card = read_saved_card(directory)
         return model._finish_loading(card, device, dtype)
 
     def load_extras(self, directory: Path) -> None:
