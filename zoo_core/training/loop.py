@@ -189,22 +189,25 @@ def _run(trainer: Trainer, state: TrainState, batches: Iterator[Any], offset: in
 
 # -- logging ---------------------------------------------------------------------------------------------------
 class _Window:
-    """Metrics summed since the last log line."""
+    """Metrics summed since the last log line. Each metric is averaged over the steps that reported it, so one
+    logged on some steps only (a lazy regulariser every 16 steps) is not diluted by the others."""
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
         self.steps = 0
         self.since = time.perf_counter()
 
     def add(self, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
             self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
         self.steps += 1
 
     def flush(self) -> tuple[dict[str, float], int, float]:
-        means = {k: v / max(1, self.steps) for k, v in self.sums.items()}
+        means = {k: v / self.counts[k] for k, v in self.sums.items()}
         steps, seconds = self.steps, time.perf_counter() - self.since
-        self.sums, self.steps, self.since = {}, 0, time.perf_counter()
+        self.sums, self.counts, self.steps, self.since = {}, {}, 0, time.perf_counter()
         return means, steps, seconds
 
 
