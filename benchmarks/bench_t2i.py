@@ -7,6 +7,7 @@ memory of sampling against diffusers.
 1. Prompt adherence: ``n`` prompts of the shapes dataset's captions (``draw_spec(i, 32, seed=12345)``), image i
    from seed i (so every scale starts from the same noise), the card's sampler and steps; each image read by
    ``zoo_core.metrics.shapes_eval`` (shape / colour / background / all three right). Scale 1 is no guidance.
+   The autoencoder's reconstructions of the dataset images with these captions give the ceiling.
 2. Word swap "a C circle on a B background" -> "a C square on a B background" for ``pairs`` (colour, background,
    seed) triples cycling through all 30 colour/background pairs: the share of edited images that show the
    prompt's colour and background, a square, and the same colour and background as their source image; the
@@ -118,6 +119,19 @@ def adherence(model: Any, n: int, scales: list[float], batch: int) -> list[dict[
         result.pop("histogram")
         rows.append({"guidance_scale": scale, **result, "seconds": time.perf_counter() - started})
     return rows
+
+
+def reconstruction(model: Any, n: int, batch: int) -> dict[str, Any]:
+    """Adherence of the autoencoder's reconstructions of real dataset images: the ceiling of the samples'."""
+    from zoo_core.data.shapes import ShapesDataset
+    from zoo_core.metrics.shapes_eval import evaluate_shapes_samples
+
+    images, captions, _ = ShapesDataset(n, model.default_size[0], seed=12345).as_tensors()
+    with torch.no_grad():
+        rebuilt = torch.cat([model.vae(chunk) for chunk in images.split(batch)]).clamp(-1, 1)
+    result = evaluate_shapes_samples(rebuilt, captions)
+    result.pop("histogram")
+    return result
 
 
 # -- 2. word swap -------------------------------------------------------------------------------------------------
@@ -383,6 +397,7 @@ def main() -> None:
         report["sampler"] = {"name": model.default_sampler, "steps": model.default_steps}
         scales = [float(s) for s in args.scales.split(",")]
         report["adherence"] = adherence(model, args.n, scales, args.batch)
+        report["reconstruction"] = reconstruction(model, args.n, args.batch)
         print(f"\nprompt adherence, {args.n} prompts, {model.default_sampler} {model.default_steps} steps")
         print(f"{'guidance':>8} {'shape':>7} {'colour':>7} {'backgr':>7} {'all 3':>7} {'iou':>6} {'s':>6}")
         for row in report["adherence"]:
@@ -391,6 +406,12 @@ def main() -> None:
                 f"{row['background_accuracy']:>7.3f} {row['all_accuracy']:>7.3f} {row['mean_shape_iou']:>6.3f} "
                 f"{row['seconds']:>6.1f}"
             )
+        rec = report["reconstruction"]
+        print(
+            f"{'vae rec.':>8} {rec['shape_accuracy']:>7.3f} {rec['color_accuracy']:>7.3f} "
+            f"{rec['background_accuracy']:>7.3f} {rec['all_accuracy']:>7.3f} {rec['mean_shape_iou']:>6.3f}"
+            "   (autoencoder reconstructions of dataset images: the ceiling)"
+        )
         swap = word_swap(model, args.pairs, args.cross_steps, args.self_steps)
         report["word_swap"] = swap
         print(f"\nword swap circle -> square, {swap['pairs']} pairs (guidance {model.config.guidance_scale})")
