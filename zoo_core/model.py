@@ -8,9 +8,10 @@ models implement the Denoiser protocol, "gan" models the Generator protocol) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -29,6 +30,41 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "card.json"
 ARCH_KEY = "_zoo_architecture"
+
+
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "eye_",
+    "dirac_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "orthogonal_",
+)
+
+
+@contextlib.contextmanager
+def empty_init() -> Iterator[None]:
+    """Build modules on the meta device without running their initialisers: weights are loaded right after.
+
+    Random init on meta tensors goes through torch's reference implementations, which import torch._dynamo (seconds)
+    — the same reason transformers skips init when loading.
+    """
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+    try:
+        for name in _INIT_FUNCTIONS:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        with torch.device("meta"):
+            yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.nn.init, name, function)
 
 
 def read_saved_card(directory: Path) -> ModelCard | None:
@@ -232,7 +268,7 @@ class Model(nn.Module):
             sha256=spec.sha256 if spec else None,
         )
         config = cls.read_config(directory, overrides=card.config if card is not None else None)
-        with torch.device("meta"):
+        with empty_init():
             model = cls(config)
         state = cls.read_state_dict(directory)
         weights.check_state_dict(model, state, str(path_or_repo))
