@@ -152,3 +152,27 @@ def test_eval_measures_a_digits_model():
     assert (
         report["frechet_distance"] > report["real_baseline_frechet"]
     )  # a Gaussian fit is worse than real digits
+
+
+COMMAND_PLUGIN = """
+from zoo import hookimpl
+
+def hello(args):
+    print(f"hello {args.who}")
+    return 0
+
+@hookimpl
+def zoo_register_commands(cli):
+    parser = cli.add_parser("hello", help="say hello")
+    parser.add_argument("who")
+    parser.set_defaults(func=hello)
+"""
+
+
+def test_plugins_add_subcommands(tmp_path, monkeypatch):
+    from fakedist import activate, make_plugin_dist
+
+    make_plugin_dist(tmp_path, "zoo-hello", "hello", "zoo_hello_cmd", COMMAND_PLUGIN)
+    activate(tmp_path, monkeypatch)
+    assert zoo("hello", "world").stdout.strip() == "hello world"
+    assert "say hello" in zoo("--help").stdout
