@@ -235,6 +235,28 @@ def karras_ve_schedule(
     return t.float().tolist(), sigma_list, init_sigma
 
 
+def plan_sigma_sampling(
+    sampler: str,
+    run: Run,
+    noise: torch.Tensor,
+    steps: int,
+    use_karras_sigmas: bool | None,
+    timestep_spacing: str | None,
+    clip_sample: bool | None,
+    init: torch.Tensor | None,
+    strength: float | None,
+) -> tuple[list[float], list[float], bool, int, torch.Tensor]:
+    """What the sigma-space samplers (Euler, Euler-ancestral, Heun) share: (timesteps, sigmas, clip, first step,
+    starting x), with their options defaulting to the model's schedule."""
+    schedule = run.schedule
+    spacing = check_spacing(sampler, timestep_spacing or schedule.timestep_spacing)
+    karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
+    clip = resolve_clip(sampler, schedule, clip_sample)
+    timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
+    start = start_index(sampler, steps, strength, init)
+    return timesteps, sigmas, clip, start, ve_start(noise, sigmas, init_sigma, start, init)
+
+
 def ve_predict(run: Run, x: torch.Tensor, t: float, sigma: float, clip: bool) -> torch.Tensor:
     """x0_hat from a network that sees the variance-preserving x / sqrt(1 + sigma^2) at (fractional) timestep t."""
     alpha = (1 + sigma**2) ** -0.5

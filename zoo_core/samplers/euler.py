@@ -22,12 +22,8 @@ from zoo_core.samplers.common import (
     Run,
     ancestral_sigmas,
     check_eta,
-    check_spacing,
-    karras_ve_schedule,
-    resolve_clip,
-    start_index,
+    plan_sigma_sampling,
     ve_predict,
-    ve_start,
 )
 
 
@@ -49,13 +45,9 @@ class EulerSampler(DiffusionSampler):
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
-        schedule = run.schedule
-        spacing = check_spacing(self.name, timestep_spacing or schedule.timestep_spacing)
-        karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
-        clip = resolve_clip(self.name, schedule, clip_sample)
-        timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
-        start = start_index(self.name, steps, strength, init)
-        x = ve_start(noise, sigmas, init_sigma, start, init)
+        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
+            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
+        )
         for i in run.steps(range(start, steps), total=steps - start):
             x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
             x = x + (x - x0) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
@@ -84,14 +76,10 @@ class EulerAncestralSampler(DiffusionSampler):
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
-        schedule = run.schedule
         eta = check_eta(self.name, eta)
-        spacing = check_spacing(self.name, timestep_spacing or schedule.timestep_spacing)
-        karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
-        clip = resolve_clip(self.name, schedule, clip_sample)
-        timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
-        start = start_index(self.name, steps, strength, init)
-        x = ve_start(noise, sigmas, init_sigma, start, init)
+        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
+            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
+        )
         for i in run.steps(range(start, steps), total=steps - start):
             x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
             down, up = ancestral_sigmas(sigmas[i], sigmas[i + 1], eta)

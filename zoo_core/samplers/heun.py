@@ -18,12 +18,8 @@ from zoo_core.samplers.common import (
     COMMON_OPTIONS,
     DiffusionSampler,
     Run,
-    check_spacing,
-    karras_ve_schedule,
-    resolve_clip,
-    start_index,
+    plan_sigma_sampling,
     ve_predict,
-    ve_start,
 )
 
 
@@ -45,13 +41,9 @@ class HeunSampler(DiffusionSampler):
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
-        schedule = run.schedule
-        spacing = check_spacing(self.name, timestep_spacing or schedule.timestep_spacing)
-        karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
-        clip = resolve_clip(self.name, schedule, clip_sample)
-        timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
-        start = start_index(self.name, steps, strength, init)
-        x = ve_start(noise, sigmas, init_sigma, start, init)
+        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
+            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
+        )
         for i in run.steps(range(start, steps), total=steps - start):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
             d = (x - ve_predict(run, x, timesteps[i], sigma, clip)) / sigma
