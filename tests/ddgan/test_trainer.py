@@ -94,7 +94,7 @@ def test_short_training_separates_real_and_fake_and_exports(tmp_path: Path):
             x0, t, torch.randn(x0.shape, generator=gen), torch.randn(x0.shape, generator=gen)
         )
         trainer = DDGANTrainer(config)
-        fake = trainer._fake(_FixedBatch(gen), model, t, x_next)
+        fake, _ = trainer._fake(_FixedBatch(gen), model, t, x_next)
         real_logit, fake_logit = D(x_t, t, x_next).mean(), D(fake, t, x_next).mean()
     assert real_logit > fake_logit + 0.1
 
@@ -102,6 +102,33 @@ def test_short_training_separates_real_and_fake_and_exports(tmp_path: Path):
     assert isinstance(exported, DDGANModel)
     samples = exported.sample(2, seed=0)
     assert samples.shape == (2, 1, 8, 8) and samples.abs().max() <= 1
+
+
+def test_reconstruction_term_adds_weighted_x0_error_to_the_generator_loss(tmp_path: Path):
+    """rec_weight w: G_loss = adversarial + w * mean (x0' - x0)^2, both logged; w = 0 logs neither (the paper)."""
+    config = {
+        "out_dir": str(tmp_path),
+        "max_steps": 2,
+        "batch_size": 8,
+        "progress": False,
+        "log_every": 1,
+        "checkpoint_every": 0,
+        "save_final": False,
+        "model": TINY_MODEL,
+        "ngf": 4,
+        "t_emb_dim": 8,
+        "rec_weight": 0.5,
+    }
+    make_trainer("ddgan", config).fit(dataset=Blobs())
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert row["G_rec"] > 0
+        assert row["G_loss"] == pytest.approx(row["G_adversarial"] + 0.5 * row["G_rec"], rel=1e-5)
+
+    plain = tmp_path / "plain"
+    make_trainer("ddgan", {**config, "out_dir": str(plain), "rec_weight": 0.0}).fit(dataset=Blobs())
+    row = json.loads((plain / "metrics.jsonl").read_text().splitlines()[0])
+    assert "G_rec" not in row and "G_adversarial" not in row
 
 
 class _FixedBatch:

@@ -7,7 +7,12 @@ Each step, as the official ``train_ddgan.py`` does it:
    posterior q(x_t | x_{t+1}, x0') with x0' = G(x_{t+1}, t, z). Loss: softplus(-D(real)) + softplus(D(fake))
    (the non-saturating GAN loss), plus R1 = gamma / 2 * E ||grad_{x_t} D(real)||^2 on the real x_t. With
    ``lazy_reg = k`` the R1 term is added only every k-th step (the official code does not rescale it).
-2. G update on a fresh t and pair: softplus(-D(fake)).
+2. G update on a fresh t and pair: softplus(-D(fake)), plus ``rec_weight`` * ||x0' - x0||^2 when set.
+
+The reconstruction term is not in the paper (its default, 0, trains exactly Algorithm 1). Later denoising-GAN work
+adds it (UFOGen, Xu et al. 2023; SIDDMs, Xu et al. 2023): it anchors x0' to the data the pair came from, so a short
+run on a CPU gets digits before the adversarial game has settled, and the adversarial term keeps the samples sharp
+and varied where a pure regression would average them.
 
 Both networks use Adam with betas (0.5, 0.9) and a cosine learning-rate decay; the generator keeps an EMA, which is
 what samples and what is exported (the official ``netG_*.pth`` is the EMA too). Every random draw comes from the
@@ -56,6 +61,9 @@ class DDGANTrainConfig(TrainConfig):
     grad_clip: float | None = None
     r1_gamma: float = Field(0.02, ge=0, description="R1 weight gamma (the penalty is gamma / 2 * ||grad||^2)")
     lazy_reg: int | None = Field(15, ge=1, description="add R1 every this many steps; null: every step")
+    rec_weight: float = Field(
+        0.0, ge=0, description="weight of ||x0' - x0||^2 in the generator loss (0: the paper's loss)"
+    )
     ema_decay: float | None = 0.9999
     ema_warmup: bool = False
 
@@ -102,12 +110,14 @@ class DDGANTrainer(Trainer):
         x_t, x_next = coefficients.q_sample_pairs(x0, t, batch.randn_like(x0), batch.randn_like(x0))
         return t, x_t, x_next
 
-    def _fake(self, batch: Any, model: DDGANModel, t: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
-        """x_t ~ q(x_t | x_{t+1}, x0' = G(x_{t+1}, t, z)): the generator's proposal for the real x_t."""
+    def _fake(
+        self, batch: Any, model: DDGANModel, t: torch.Tensor, x_next: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_t, x0'): x_t ~ q(x_t | x_{t+1}, x0' = G(x_{t+1}, t, z)), the generator's proposal for the real x_t."""
         z = batch.randn(model.config.nz, dtype=x_next.dtype)
         x0 = model(x_next, t, z)
         post = step_posterior(model.schedule, t, t - 1)
-        return sample_posterior(post, x0, x_next, batch.randn_like(x_next), last=(t == 0).cpu())
+        return sample_posterior(post, x0, x_next, batch.randn_like(x_next), last=(t == 0).cpu()), x0
 
     def d_loss(self, batch: Any, state: Any) -> tuple[torch.Tensor, dict[str, Any]]:
         model, D = state.model, state.modules["D"]
@@ -119,7 +129,7 @@ class DDGANTrainer(Trainer):
         d_real = D(real, t, x_next).reshape(-1)
         loss_real = F.softplus(-d_real).mean()
         with torch.no_grad():
-            fake = self._fake(batch, model, t, x_next)
+            fake, _ = self._fake(batch, model, t, x_next)
         d_fake = D(fake, t, x_next).reshape(-1)
         loss = loss_real + F.softplus(d_fake).mean()
         metrics: dict[str, Any] = {"real_logit": d_real.detach().mean(), "fake_logit": d_fake.detach().mean()}
@@ -129,10 +139,16 @@ class DDGANTrainer(Trainer):
             metrics["r1"] = r1.detach()
         return loss, metrics
 
-    def g_loss(self, batch: Any, state: Any) -> torch.Tensor:
+    def g_loss(self, batch: Any, state: Any) -> tuple[torch.Tensor, dict[str, Any]]:
         model, D = state.model, state.modules["D"]
         t, _, x_next = self._pair(batch, model)
-        return F.softplus(-D(self._fake(batch, model, t, x_next), t, x_next).reshape(-1)).mean()
+        fake, x0_pred = self._fake(batch, model, t, x_next)
+        adversarial = F.softplus(-D(fake, t, x_next).reshape(-1)).mean()
+        if not self.config.rec_weight:
+            return adversarial, {}
+        reconstruction = F.mse_loss(x0_pred, batch.images)
+        loss = adversarial + self.config.rec_weight * reconstruction
+        return loss, {"adversarial": adversarial.detach(), "rec": reconstruction.detach()}
 
     def step(self, batch: Any, state: Any) -> dict[str, float]:
         metrics = state.optimize(batch, self.d_loss, "D", prefix="D_")
