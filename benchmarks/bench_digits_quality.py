@@ -65,11 +65,12 @@ def model_row(
     return {"row": label, "sampler": sampler, "steps": steps, "options": options, **timing, **figures}
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    cells = [[name for name, _ in COLUMNS]]
+def table_lines(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...] = COLUMNS) -> list[str]:
+    """Aligned columns (name, format): a header, a rule, one line per row; "-" where a figure is missing."""
+    cells = [[name for name, _ in columns]]
     for row in rows:
-        cells.append(["-" if row.get(name) is None else fmt.format(row[name]) for name, fmt in COLUMNS])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+        cells.append(["-" if row.get(name) is None else fmt.format(row[name]) for name, fmt in columns])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = [
         "  ".join(
             c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
@@ -77,6 +78,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         for r in cells
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = table_lines(rows)
     for row in rows:
         lines.append(f"{row['row']}: class histogram {row['class_histogram']}")
     return "\n".join(lines)

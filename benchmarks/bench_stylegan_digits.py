@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_digits_quality import table_lines  # benchmarks/ is on sys.path when run as a script
 
 COLUMNS = (
     ("row", "{}"),
@@ -75,17 +76,7 @@ def _worst(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    cells = [[name for name, _ in COLUMNS]]
-    for row in rows:
-        cells.append(["-" if row.get(name) is None else fmt.format(row[name]) for name, fmt in COLUMNS])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in cells
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = table_lines(rows, COLUMNS)
     for row in rows:
         accuracy = " ".join(f"{a:.2f}" for a in row.get("per_class_accuracy") or [])
         lines.append(f"{row['row']}: class histogram {row['class_histogram']}; per-class accuracy {accuracy}")

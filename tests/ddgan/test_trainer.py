@@ -44,6 +44,21 @@ class Blobs(Dataset):
         return self.images[index]
 
 
+def tiny_run(out_dir: Path, **options: object) -> dict[str, object]:
+    """A trainer config for TINY_MODEL and a tiny D, batch 8, logged every step, no checkpoints."""
+    return {
+        "out_dir": str(out_dir),
+        "batch_size": 8,
+        "progress": False,
+        "log_every": 1,
+        "checkpoint_every": 0,
+        "model": TINY_MODEL,
+        "ngf": 4,
+        "t_emb_dim": 8,
+        **options,
+    }
+
+
 def test_config_defaults_are_the_official_cifar10_settings():
     c = DDGANTrainConfig()
     assert (c.lr, c.lr_d, c.adam_betas, c.r1_gamma, c.lazy_reg, c.ema_decay) == (
@@ -55,22 +70,15 @@ def test_config_defaults_are_the_official_cifar10_settings():
 
 @pytest.mark.slow
 def test_short_training_separates_real_and_fake_and_exports(tmp_path: Path):
-    config = {
-        "out_dir": str(tmp_path),
-        "max_steps": 24,
-        "batch_size": 8,
-        "progress": False,
-        "log_every": 1,
-        "checkpoint_every": 0,
-        "model": TINY_MODEL,
-        "ngf": 4,
-        "t_emb_dim": 8,
-        "lr": 1e-4,
-        "lr_d": 5e-3,
-        "lazy_reg": 4,
-        "r1_gamma": 0.05,
-        "ema_decay": 0.9,
-    }
+    config = tiny_run(
+        tmp_path,
+        max_steps=24,
+        lr=1e-4,
+        lr_d=5e-3,
+        lazy_reg=4,
+        r1_gamma=0.05,
+        ema_decay=0.9,
+    )
     data = Blobs()
     state = make_trainer("ddgan", config).fit(dataset=data)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -106,19 +114,7 @@ def test_short_training_separates_real_and_fake_and_exports(tmp_path: Path):
 
 def test_reconstruction_term_adds_weighted_x0_error_to_the_generator_loss(tmp_path: Path):
     """rec_weight w: G_loss = adversarial + w * mean (x0' - x0)^2, both logged; w = 0 logs neither (the paper)."""
-    config = {
-        "out_dir": str(tmp_path),
-        "max_steps": 2,
-        "batch_size": 8,
-        "progress": False,
-        "log_every": 1,
-        "checkpoint_every": 0,
-        "save_final": False,
-        "model": TINY_MODEL,
-        "ngf": 4,
-        "t_emb_dim": 8,
-        "rec_weight": 0.5,
-    }
+    config = tiny_run(tmp_path, max_steps=2, save_final=False, rec_weight=0.5)
     make_trainer("ddgan", config).fit(dataset=Blobs())
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
