@@ -1,7 +1,7 @@
 """The embedded text-to-image model (`t2i`): prompt adherence, Prompt-to-Prompt word swap, and CPU time / peak
 memory of sampling against diffusers.
 
-    python benchmarks/bench_t2i.py [--n 200] [--scales 1,3,5,7.5] [--pairs 120] [--threads 1] [--skip-full]
+    python benchmarks/bench_t2i.py [--model t2i] [--n 200] [--scales 1,3,5,7.5] [--pairs 120] [--threads 1] [--skip-full]
                                    [--json out.json]
 
 1. Prompt adherence: ``n`` prompts of the shapes dataset's captions (``draw_spec(i, 32, seed=12345)``), image i
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-MODEL = "t2i"
+MODEL = "t2i"  # the default of --model
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
@@ -200,10 +200,11 @@ def word_swap(model: Any, pairs: int, cross_steps: float, self_steps: float) -> 
 
 
 # -- 3. speed and memory (each in a child process) -------------------------------------------------------------
-def _embedded() -> Any:
+def _embedded(name: str = MODEL) -> Any:
+    """The model under test: a card name or a directory saved by save_pretrained (e.g. a training run's model/)."""
     import zoo
 
-    return zoo.load(MODEL)
+    return zoo.load(name)
 
 
 def _diffusers_pipeline(model: Any) -> Any:
@@ -259,8 +260,8 @@ def _diffusers_pipeline(model: Any) -> Any:
     return pipe
 
 
-def task_tiny(which: str, n: int, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
-    model = _embedded()
+def task_tiny(which: str, model_name: str, n: int, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
+    model = _embedded(model_name)
     scale = model.config.guidance_scale
     texts = prompts(n)
     height = model.default_size[0]
@@ -349,7 +350,14 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {}
     tiny = {
         which: in_child(
-            "tiny", which=which, n=8, steps=20, repeats=args.repeats, warmup=1, threads=args.threads
+            "tiny",
+            which=which,
+            model_name=args.model,
+            n=8,
+            steps=20,
+            repeats=args.repeats,
+            warmup=1,
+            threads=args.threads,
         )
         for which in ("ours", "diffusers")
     }
@@ -370,6 +378,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--model", default=MODEL, help="card name or model directory (default: the embedded t2i)"
+    )
     parser.add_argument("--n", type=int, default=200, help="prompts for the adherence table")
     parser.add_argument("--scales", default="1,3,5,7.5", help="guidance scales (1 = no guidance)")
     parser.add_argument("--batch", type=int, default=50)
@@ -388,12 +399,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     report: dict[str, Any] = {
-        "model": MODEL,
+        "model": args.model,
         "threads": torch.get_num_threads(),
         "command": " ".join(sys.argv),
     }
     if not args.skip_quality:
-        model = _embedded()
+        model = _embedded(args.model)
         report["sampler"] = {"name": model.default_sampler, "steps": model.default_steps}
         scales = [float(s) for s in args.scales.split(",")]
         report["adherence"] = adherence(model, args.n, scales, args.batch)
