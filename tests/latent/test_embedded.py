@@ -12,10 +12,11 @@ from zoo_core.metrics.shapes_eval import evaluate_shapes_samples, read_images
 from zoo_core.registry import get_registry
 from zoo_core.weights import embedded_path, sha256_file
 
-#: On these 32 prompts (seeds 0..31, default sampler and guidance) the model reads colour 0.44, background 0.59,
-#: all three 0.16 right (200 other prompts, benchmarks/bench_t2i.py: 0.45 / 0.51 / 0.09; chance: 0.17 / 0.2 /
-#: 0.007). The thresholds leave a margin for other platforms' numerics and stay far above chance.
-THRESHOLDS = {"color_accuracy": 0.3, "background_accuracy": 0.4, "all_accuracy": 0.06}
+#: On these 32 prompts (seeds 0..31, default sampler and guidance 3) the shipped model gets shape, colour and
+#: background all right in 32 of 32 (without guidance: 30 of 32, two shapes wrong); on 200 other prompts
+#: (benchmarks/bench_t2i.py) 0.92 all three. Chance: shape 0.2, colour 0.17, background 0.2, all three 0.007.
+#: The thresholds leave a margin for other platforms' numerics and stay far above chance.
+THRESHOLDS = {"shape_accuracy": 0.8, "color_accuracy": 0.85, "background_accuracy": 0.9, "all_accuracy": 0.75}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_prompt_adherence_of_32_samples_and_guidance_helps(model):
         assert guided[key] >= threshold, (key, guided)
     plain = model.sample(32, prompt=prompts, seed=list(range(32)), guidance_scale=1.0)
     unguided = evaluate_shapes_samples(plain, prompts)
-    assert guided["background_accuracy"] >= unguided["background_accuracy"] + 0.2, (guided, unguided)
+    assert guided["all_accuracy"] >= unguided["all_accuracy"], (guided, unguided)  # measured 1.0 vs 0.94
 
 
 def test_word_swap_keeps_the_source_colours(model):
@@ -76,5 +77,6 @@ def test_word_swap_keeps_the_source_colours(model):
     kept = sum(
         e.color == s.color and e.background == s.background for s, e in zip(source, edited, strict=True)
     )
-    assert kept >= 6, [(s.attributes, e.attributes) for s, e in zip(source, edited, strict=True)]
+    assert kept >= 7, [(s.attributes, e.attributes) for s, e in zip(source, edited, strict=True)]  # measured 8
     assert all(e.background == "blue" for e in edited)
+    assert sum(e.shape == "square" for e in edited) >= 6  # the swapped word takes effect (measured 8 of 8)
