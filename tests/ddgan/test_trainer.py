@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
+from zoo_ddgan.config import DDGANConfig
 from zoo_ddgan.model import DDGANModel
 from zoo_ddgan.schedule import DiffusionCoefficients
 from zoo_ddgan.trainer import DDGANTrainConfig, DDGANTrainer
@@ -126,6 +127,24 @@ def test_reconstruction_term_adds_weighted_x0_error_to_the_generator_loss(tmp_pa
     row = json.loads((plain / "metrics.jsonl").read_text().splitlines()[0])
     assert "G_rec" not in row and "G_adversarial" not in row
 
+
+
+def test_min_snr_weighting_of_the_reconstruction_term():
+    """rec_snr_gamma g: sample i's squared error is weighted by min(abar / (1 - abar), g) of its input x_{t+1}."""
+    model = DDGANModel(DDGANConfig(**{**TINY_MODEL, "num_timesteps": 4}))
+    x0 = torch.zeros(4, 1, 8, 8)
+    x0_pred = torch.arange(1.0, 5.0).reshape(4, 1, 1, 1).expand(4, 1, 8, 8)  # squared errors 1, 4, 9, 16
+    t = torch.tensor([0, 1, 2, 3])
+    abar = model.schedule.alphas_cumprod
+    snr = abar / (1 - abar)
+    assert snr[0] > 0.5 > snr[1] > snr[2] > snr[3]  # T = 4 spans high to very low signal
+    weighted = DDGANTrainer(DDGANTrainConfig(rec_snr_gamma=0.5)).reconstruction(model, t, x0_pred, x0)
+    expected = (torch.tensor([1.0, 4.0, 9.0, 16.0]) * snr.clamp(max=0.5)).mean()
+    assert weighted == pytest.approx(float(expected), rel=1e-6)
+    plain = DDGANTrainer(DDGANTrainConfig()).reconstruction(model, t, x0_pred, x0)
+    assert plain == pytest.approx(7.5)
+    with pytest.raises(ValueError, match="rec_snr_gamma"):
+        DDGANTrainConfig(rec_snr_gamma=0.0)
 
 class _FixedBatch:
     """The draws ``DDGANTrainer._fake`` asks a batch for, from a plain generator."""

@@ -7,7 +7,8 @@ Each step, as the official ``train_ddgan.py`` does it:
    posterior q(x_t | x_{t+1}, x0') with x0' = G(x_{t+1}, t, z). Loss: softplus(-D(real)) + softplus(D(fake))
    (the non-saturating GAN loss), plus R1 = gamma / 2 * E ||grad_{x_t} D(real)||^2 on the real x_t. With
    ``lazy_reg = k`` the R1 term is added only every k-th step (the official code does not rescale it).
-2. G update on a fresh t and pair: softplus(-D(fake)), plus ``rec_weight`` * ||x0' - x0||^2 when set.
+2. G update on a fresh t and pair: softplus(-D(fake)), plus ``rec_weight`` * ||x0' - x0||^2 when set (optionally
+   weighted per sample by min(SNR, ``rec_snr_gamma``) of the generator's input).
 
 The reconstruction term is not in the paper (its default, 0, trains exactly Algorithm 1). Later denoising-GAN work
 adds it (UFOGen, Xu et al. 2023; SIDDMs, Xu et al. 2023): it anchors x0' to the data the pair came from, so a short
@@ -63,6 +64,12 @@ class DDGANTrainConfig(TrainConfig):
     lazy_reg: int | None = Field(15, ge=1, description="add R1 every this many steps; null: every step")
     rec_weight: float = Field(
         0.0, ge=0, description="weight of ||x0' - x0||^2 in the generator loss (0: the paper's loss)"
+    )
+    rec_snr_gamma: float | None = Field(
+        None,
+        gt=0,
+        description="weight each sample's reconstruction error by min(SNR(x_{t+1}), gamma) (Min-SNR, Hang et al. "
+        "2023); null: the same weight at every t",
     )
     ema_decay: float | None = 0.9999
     ema_warmup: bool = False
@@ -146,9 +153,22 @@ class DDGANTrainer(Trainer):
         adversarial = F.softplus(-D(fake, t, x_next).reshape(-1)).mean()
         if not self.config.rec_weight:
             return adversarial, {}
-        reconstruction = F.mse_loss(x0_pred, batch.images)
+        reconstruction = self.reconstruction(model, t, x0_pred, batch.images)
         loss = adversarial + self.config.rec_weight * reconstruction
         return loss, {"adversarial": adversarial.detach(), "rec": reconstruction.detach()}
+
+    def reconstruction(
+        self, model: DDGANModel, t: torch.Tensor, x0_pred: torch.Tensor, x0: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean ||x0' - x0||^2, each sample weighted by min(SNR, gamma) of the x_{t+1} it was predicted from when
+        ``rec_snr_gamma`` is set: at high noise x0 is barely determined by x_{t+1}, and a full-weight regression
+        there pulls every proposal towards the data mean (towards the classes that look like it)."""
+        error = (x0_pred - x0).pow(2).flatten(1).mean(1)
+        gamma = self.config.rec_snr_gamma
+        if gamma is None:
+            return error.mean()
+        alpha_bar = model.schedule.alphas_cumprod.to(error.device, error.dtype)[t]
+        return (error * (alpha_bar / (1 - alpha_bar)).clamp(max=gamma)).mean()
 
     def step(self, batch: Any, state: Any) -> dict[str, float]:
         metrics = state.optimize(batch, self.d_loss, "D", prefix="D_")
