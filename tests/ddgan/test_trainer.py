@@ -128,7 +128,6 @@ def test_reconstruction_term_adds_weighted_x0_error_to_the_generator_loss(tmp_pa
     assert "G_rec" not in row and "G_adversarial" not in row
 
 
-
 def test_min_snr_weighting_of_the_reconstruction_term():
     """rec_snr_gamma g: sample i's squared error is weighted by min(abar / (1 - abar), g) of its input x_{t+1}."""
     model = DDGANModel(DDGANConfig(**{**TINY_MODEL, "num_timesteps": 4}))
@@ -145,6 +144,7 @@ def test_min_snr_weighting_of_the_reconstruction_term():
     assert plain == pytest.approx(7.5)
     with pytest.raises(ValueError, match="rec_snr_gamma"):
         DDGANTrainConfig(rec_snr_gamma=0.0)
+
 
 class _FixedBatch:
     """The draws ``DDGANTrainer._fake`` asks a batch for, from a plain generator."""
