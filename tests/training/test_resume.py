@@ -124,3 +124,12 @@ def test_resume_true_without_checkpoints_starts_fresh_and_can_extend_a_finished_
     state = TinyTrainer(tiny_config(tmp_path, max_steps=4)).fit(resume=True)
     assert state.step == 4
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "checkpoints")] == [2, 4]
+
+
+def test_resume_with_a_changed_learning_rate_uses_the_new_rate(tmp_path):
+    """The optimizers' saved state must not override the config: a longer run at a new rate says so and uses it."""
+    TinyTrainer(tiny_config(tmp_path, max_steps=4, lr=1e-2)).fit()
+    with pytest.warns(UserWarning, match=r"lr: 0\.01 -> 0\.003"):
+        TinyTrainer(tiny_config(tmp_path, max_steps=6, lr=3e-3)).fit(resume=True)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == [1e-2] * 4 + [3e-3] * 2
