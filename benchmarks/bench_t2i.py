@@ -200,7 +200,7 @@ def word_swap(model: Any, pairs: int, cross_steps: float, self_steps: float) -> 
 
 
 # -- 3. speed and memory (each in a child process) -------------------------------------------------------------
-def _embedded(name: str = MODEL) -> Any:
+def _load_model(name: str = MODEL) -> Any:
     """The model under test: a card name or a directory saved by save_pretrained (e.g. a training run's model/)."""
     import zoo
 
@@ -261,7 +261,7 @@ def _diffusers_pipeline(model: Any) -> Any:
 
 
 def task_tiny(which: str, model_name: str, n: int, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
-    model = _embedded(model_name)
+    model = _load_model(model_name)
     scale = model.config.guidance_scale
     texts = prompts(n)
     height = model.default_size[0]
@@ -404,7 +404,7 @@ def main() -> None:
         "command": " ".join(sys.argv),
     }
     if not args.skip_quality:
-        model = _embedded(args.model)
+        model = _load_model(args.model)
         report["sampler"] = {"name": model.default_sampler, "steps": model.default_steps}
         scales = [float(s) for s in args.scales.split(",")]
         report["adherence"] = adherence(model, args.n, scales, args.batch)

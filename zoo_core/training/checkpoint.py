@@ -290,7 +290,11 @@ def load(
     ema: Mapping[str, Any],
     optimizers: Mapping[str, torch.optim.Optimizer],
 ) -> dict[str, Any]:
-    """Load weights, EMA and optimizer state from checkpoint ``path`` in place; returns its ``state.json``."""
+    """Load weights, EMA and optimizer state from checkpoint ``path`` in place; returns its ``state.json``.
+
+    The optimizers keep the hyperparameters they were built with (the config's lr, betas, weight decay): only the
+    per-parameter state (moments, step counts) comes from the checkpoint, so a resume with a changed config runs
+    with the new values. Unchanged, they equal the saved ones and the resume stays exact."""
     document = read_state(path)
     missing = sorted(set(modules) ^ set(document["modules"]))
     if missing:
@@ -309,5 +313,10 @@ def load(
     for name, optimizer in optimizers.items():
         if name not in document["optimizers"]:
             raise WeightsError(f"Checkpoint {path} has no optimizer {name!r}")
+        built = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
         optimizer.load_state_dict(unflatten_optimizer(name, opt_tensors, document["optimizers"][name]))
+        for group, hyperparameters in zip(optimizer.param_groups, built, strict=True):
+            # the schedule's base rate: the built lr, which set_lr takes up again
+            group.pop("initial_lr", None)
+            group.update(hyperparameters)
     return document

@@ -107,14 +107,7 @@ def _fit(
     )
     document = None
     if resume_from is not None:
-        # the config's rates, not the saved ones (the same unless the config changed)
-        base_lrs = {
-            name: [group["lr"] for group in opt.param_groups] for name, opt in parts.optimizers.items()
-        }
         document = checkpoint.load(resume_from, modules=parts.modules, ema=ema, optimizers=parts.optimizers)
-        for name, opt in parts.optimizers.items():
-            for group, base in zip(opt.param_groups, base_lrs[name], strict=True):
-                group["initial_lr"] = base
         state.step = document["step"]
         trainer.load_state_dict(document.get("trainer_state", {}))
         _warn_changed(document.get("config", {}), config.model_dump(mode="json"), info.is_main)
