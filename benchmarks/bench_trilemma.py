@@ -1,6 +1,7 @@
 """The generative trilemma on the offline digits: quality, mode coverage and sampling speed in one run.
 
-    python benchmarks/bench_trilemma.py [--n 1000] [--ddpm-n N] [--batch-size 250] [--threads 1] [--json out.json]
+    python benchmarks/bench_trilemma.py [--n 1000] [--ddpm-n N] [--blocks K] [--batch-size 250] [--threads 1]
+        [--json out.json]
 
 Rows: the embedded ``ddgan`` (4 steps), ``ddpm`` (1000 ancestral steps), ``ddim`` (the same network, 10 and 50
 steps) and ``stylegan`` when its card exists. Every row samples ``--n`` images with image i seeded by seed + i
@@ -10,7 +11,9 @@ other in one process; then ``evaluate_digit_samples`` measures them against the 
 - ``fd``: Frechet distance of the digit classifier's features to the real digits' (``--reference``, default the
   train split the models saw, as in bench_digits_quality.py; FID-style, lower is better);
   ``fd@m``: the same on the first m images of every row, m the smallest n of the run (the distance is biased
-  upward at small n, so rows are compared at equal n);
+  upward at small n, so rows are compared at equal n); with ``--blocks K``, ``fd blocks``: the distance of each of
+  K disjoint blocks of those m images (the same seeds in every row), so the spread shows how much of a
+  difference between rows is sampling noise;
 - ``confident``: share of samples the classifier calls with probability > 0.9; ``coverage``: classes holding at
   least half their fair share (10 = no missing mode);
 - ``nfe``: network evaluations per image; ``img/s``: images per second (wall clock) and ``img/cpu-s`` per second
@@ -163,10 +166,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "frechet_distance"
             ]
         )
+        r["frechet_distance_blocks"] = block_distances(
+            samples[r["label"]][:common], args.blocks, args.reference
+        )
     return {
         "settings": {
             "n": args.n,
             "ddpm_n": args.ddpm_n or args.n,
+            "blocks": args.blocks,
             "batch_size": args.batch_size,
             "threads": args.threads,
             "seed": args.seed,
@@ -180,6 +187,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def block_distances(images: torch.Tensor, blocks: int, reference: str) -> list[float]:
+    """Frechet distance of each of ``blocks`` disjoint, equal blocks of ``images`` (none for fewer than 2 blocks)."""
+    from zoo_core.metrics.digits_eval import evaluate_digit_samples
+
+    if blocks < 2:
+        return []
+    size = len(images) // blocks
+    return [
+        evaluate_digit_samples(images[b * size : (b + 1) * size], reference=reference)["frechet_distance"]
+        for b in range(blocks)
+    ]
+
+
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """DDGAN against DDPM-1000: speed-up (wall and CPU), distance ratio at equal n, parameter ratio."""
     by_card = {(r["card"], r["sampler"]): r for r in rows}
@@ -189,10 +209,14 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     speedup = gan["images_per_s"] / ddpm["images_per_s"]
     speedup_cpu = gan["images_per_cpu_s"] / ddpm["images_per_cpu_s"]
     ratio = gan["frechet_distance_at_common_n"] / ddpm["frechet_distance_at_common_n"]
+    block_ratios = [
+        g / d for g, d in zip(gan["frechet_distance_blocks"], ddpm["frechet_distance_blocks"], strict=True)
+    ]
     return {
         "ddgan_vs_ddpm1000_speedup": speedup,
         "ddgan_vs_ddpm1000_speedup_cpu": speedup_cpu,
         "ddgan_vs_ddpm1000_frechet_ratio": ratio,
+        "ddgan_vs_ddpm1000_frechet_ratio_blocks": block_ratios,
         "ddgan_vs_ddpm_params_ratio": gan["params"] / ddpm["params"],
         "speedup_at_least_100x": min(speedup, speedup_cpu) >= 100,
         "frechet_within_1_5x": ratio <= 1.5,
@@ -219,6 +243,10 @@ def format_table(result: dict[str, Any]) -> str:
             f"{_num(r['images_per_s']):>10}{_num(r['images_per_cpu_s']):>11}"
             f"{r['cpu_ms_per_nfe_per_image']:>8.3f}{r['params']:>11,}"
         )
+    for r in rows:
+        if r["frechet_distance_blocks"]:
+            blocks = ", ".join(f"{d:.2f}" for d in r["frechet_distance_blocks"])
+            lines.append(f"{r['label']}: fd of {len(r['frechet_distance_blocks'])} blocks of seeds: {blocks}")
     if rows:
         lines.append(f"real digits (test vs train split): fd {rows[0]['real_baseline_frechet']:.2f}")
     if result["skipped"]:
@@ -230,6 +258,9 @@ def format_table(result: dict[str, Any]) -> str:
             f"{s['ddgan_vs_ddpm1000_speedup_cpu']:.0f}x (CPU time); fd ratio {s['ddgan_vs_ddpm1000_frechet_ratio']:.2f} "
             f"at n={common}; params ratio {s['ddgan_vs_ddpm_params_ratio']:.2f}"
         )
+        if s["ddgan_vs_ddpm1000_frechet_ratio_blocks"]:
+            ratios = ", ".join(f"{x:.2f}" for x in s["ddgan_vs_ddpm1000_frechet_ratio_blocks"])
+            lines.append(f"fd ratio per block of seeds: {ratios}")
     return "\n".join(lines)
 
 
@@ -240,6 +271,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="samples per row (1000 for the record)")
     parser.add_argument(
         "--ddpm-n", type=int, default=None, help="samples for the DDPM-1000 row (default: --n)"
+    )
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        default=1,
+        help="also measure the distance on this many disjoint blocks of seeds",
     )
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument(
@@ -256,6 +293,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.n < 2 or (args.ddpm_n is not None and args.ddpm_n < 2):
         parser.error("need at least 2 samples per row")
+    if args.blocks < 1 or 2 * args.blocks > min(args.n, args.ddpm_n or args.n):
+        parser.error("--blocks must be at least 1 and leave at least 2 samples per block")
     result = run(args)
     print(format_table(result))
     text = json.dumps(result, indent=2)
