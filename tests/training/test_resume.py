@@ -11,6 +11,7 @@ from train_helpers import TinyTrainer, tiny_config
 
 from zoo_core.errors import ConfigError
 from zoo_core.training import checkpoint
+from zoo_core.training.lr import lr_factor
 from zoo_core.weights import load_safetensors
 
 
@@ -79,6 +80,26 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     for key in ("step", "rng", "data", "ema", "optimizers", "lr_factor"):
         assert a[key] == b[key], key
     assert a["data"] == {"epoch": 1, "offset": 24, "samples_seen": 72}
+
+
+def test_a_run_paused_with_stop_at_and_resumed_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    TinyTrainer(tiny_config(tmp_path / "whole", **RUN)).fit()
+    paused = TinyTrainer(tiny_config(tmp_path / "split", stop_at=5, **RUN)).fit()
+    root = tmp_path / "split" / "checkpoints"
+    assert paused.step == 5
+    assert checkpoint.resolve_latest(root).name == "step-0000005"  # the pause is checkpointed
+    # the schedule spans max_steps, not the pause: a third of the way down the cosine, not at its floor (0)
+    expected = lr_factor(5, max_steps=9, warmup_steps=3, schedule="cosine")
+    assert checkpoint.read_state(root / "step-0000005")["lr_factor"] == pytest.approx(expected)
+    assert expected == pytest.approx(0.75)
+    resumed = TinyTrainer(tiny_config(tmp_path / "split", **RUN)).fit(resume=True)
+    assert resumed.step == 9
+    _assert_identical(tmp_path / "whole" / "checkpoints" / "step-0000009", root / "step-0000009")
+
+
+def test_stop_at_past_max_steps_is_a_config_error(tmp_path):
+    with pytest.raises(ValueError, match="stop_at 12 is past max_steps 9"):
+        tiny_config(tmp_path, stop_at=12, **RUN)
 
 
 def test_metrics_after_resume_continue_the_log_without_duplicates(tmp_path):

@@ -27,6 +27,12 @@ class TrainConfig(Config):
     out_dir: str = Field("runs/train", description="checkpoints, metrics.jsonl, samples and the final model")
     seed: int = 0
     max_steps: int = Field(1000, ge=1, description="optimizer steps (each sees one global batch)")
+    stop_at: int | None = Field(
+        None,
+        ge=1,
+        description="end this session after this step, checkpointed; the lr schedule still spans max_steps, "
+        "so a later --resume continues the same run (null: run to max_steps)",
+    )
     batch_size: int = Field(64, ge=1, description="global batch: per process x processes x grad_accum")
     grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
     dataset: str | None = Field(None, description="a dataset name (digits, shapes) or a folder of images")
@@ -70,6 +76,8 @@ class TrainConfig(Config):
             raise ValueError("grad_clip must be positive, or null for no clipping")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError("ema_decay must lie in (0, 1), or be null for no EMA")
+        if self.stop_at is not None and self.stop_at > self.max_steps:
+            raise ValueError(f"stop_at {self.stop_at} is past max_steps {self.max_steps}")
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
         return self
