@@ -70,6 +70,11 @@ class TrainConfig(Config):
     progress: bool = Field(True, description="tqdm progress bar on rank 0")
     save_final: bool = Field(True, description="save_pretrained the (EMA) model to out_dir/model at the end")
 
+    @property
+    def session_end(self) -> int:
+        """The step this session ends at: ``stop_at`` when set (a pause the schedule does not see), else the end."""
+        return self.max_steps if self.stop_at is None else self.stop_at
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.grad_clip is not None and self.grad_clip <= 0:

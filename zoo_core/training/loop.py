@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
     from zoo_core.trainer import Trainer
-    from zoo_core.training.config import TrainConfig
 
 METRICS_NAME = "metrics.jsonl"
 # Config fields whose change makes a resumed run differ from the original one (the rest are bookkeeping).
@@ -119,7 +118,7 @@ def _fit(
         batch_size=config.batch_size,
         seed=config.seed,
         start_step=state.step,
-        max_steps=_end_step(config),
+        max_steps=config.session_end,
         rank=info.rank,
         world_size=info.world_size,
         num_workers=config.num_workers,
@@ -136,11 +135,6 @@ def _fit(
         _truncate_metrics(out_dir / METRICS_NAME, state.step)
     _run(trainer, state, batches, local.start, ckpt_root)
     return state
-
-
-def _end_step(config: TrainConfig) -> int:
-    """The step this session ends at: ``stop_at`` when set (a pause the schedule does not see), else the end."""
-    return config.max_steps if config.stop_at is None else config.stop_at
 
 
 def _run(trainer: Trainer, state: TrainState, batches: Iterator[Any], offset: int, ckpt_root: Path) -> None:
@@ -174,7 +168,7 @@ def _run(trainer: Trainer, state: TrainState, batches: Iterator[Any], offset: in
                 tracker.update(state.modules[name])
             window.add({k: float(v) for k, v in metrics.items()})
             bar.update(1)
-            last = state.step == _end_step(config)
+            last = state.step == config.session_end
             if state.step % config.log_every == 0 or last:
                 record = _log(state, window, started)
                 bar.set_postfix(

@@ -163,7 +163,7 @@ class DDGANTrainer(Trainer):
         """Mean ||x0' - x0||^2, each sample weighted by min(SNR, gamma) of the x_{t+1} it was predicted from when
         ``rec_snr_gamma`` is set: at high noise x0 is barely determined by x_{t+1}, and a full-weight regression
         there pulls every proposal towards the data mean. (On the digits, resuming the embedded run with it moved the
-        Frechet distance by a few points only; the runs are in the ddgan card's notes.)"""
+        Frechet distance by a few points only; the runs are in the header of configs/ddgan-digits.yaml.)"""
         error = (x0_pred - x0).pow(2).flatten(1).mean(1)
         gamma = self.config.rec_snr_gamma
         if gamma is None:
