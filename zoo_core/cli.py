@@ -270,14 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("train", help="train a model (also under torchrun)")
-    p.add_argument("name", help="trainer / family name, e.g. ddpm")
-    p.add_argument("--config", help="YAML training config")
-    p.add_argument(
-        "--resume", action="store_true", help="resume from the newest checkpoint in the output dir"
+    # Each trainer's config fields become flags of `zoo train NAME` (parsed in train_from_cli, where the
+    # trainer is known), so this sub-parser only takes the name and hands the rest over.
+    p = sub.add_parser(
+        "train",
+        help="train a model (also under torchrun); `zoo train NAME --help` lists that trainer's options",
+        add_help=False,
     )
-    p.add_argument("--out", help="output directory (overrides the config)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("name", nargs="?", help="trainer name (`zoo train --help` lists them)")
+    p.add_argument("-h", "--help", action="store_true", help="show the trainers, or NAME's options, and exit")
+    p.add_argument(
+        "options", nargs=argparse.REMAINDER, help="the trainer's options (see `zoo train NAME --help`)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(

@@ -77,11 +77,81 @@ def train(
     return trainer.fit(model=model, dataset=dataset, resume=resume)
 
 
+#: extra spellings of core fields on the command line (``--out`` is the historical name of ``--out-dir``)
+CLI_ALIASES: dict[str, tuple[str, ...]] = {"out_dir": ("--out",), "max_steps": ("--steps",)}
+
+
+def list_trainers() -> list[str]:
+    from zoo_core.registry import get_registry
+
+    return get_registry().names("trainers")
+
+
+def trainer_parser(name: str, trainer_class: type[Trainer]) -> argparse.ArgumentParser:
+    """The options of ``zoo train NAME``: the run's own (config file, resume, --set) and one per config field."""
+    from zoo_core.config_flags import FlagParser, add_config_flags
+
+    config_class = trainer_class.config_class
+    summary = (trainer_class.__doc__ or "").strip().splitlines()
+    parser = FlagParser(
+        prog=f"zoo train {name}",
+        usage=f"zoo train {name} [--config cfg.yaml] [--resume] [--FIELD VALUE ...] [--set KEY=VALUE ...]",
+        description=(summary[0] if summary else f"Train with the {name!r} trainer.")
+        + " Precedence: config file < field flags < --set.",
+    )
+    parser.add_argument("--config", help="YAML file of config fields (the flags below override it)")
+    parser.add_argument(
+        "--resume", action="store_true", help="resume from the newest checkpoint in the output directory"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any field, dotted keys reach into nested ones (model.unet.layers_per_block=2)",
+    )
+    aliases = {
+        field: flags for field, flags in CLI_ALIASES.items() if flags[0][2:] not in config_class.model_fields
+    }
+    add_config_flags(parser, config_class, aliases=aliases, title=f"{config_class.__name__} fields")
+    return parser
+
+
+def trainers_help() -> str:
+    lines = [
+        "usage: zoo train NAME [--config cfg.yaml] [--resume] [--FIELD VALUE ...] [--set KEY=VALUE ...]",
+        "",
+    ]
+    lines.append("Trainers (`zoo train NAME --help` lists a trainer's options):")
+    for name in list_trainers():
+        try:
+            doc = (get_trainer_class(name).__doc__ or "").strip().splitlines()
+            lines.append(f"  {name:<20} {doc[0] if doc else ''}")
+        except Exception as exc:  # a broken plugin's trainer is listed with its error, the rest still show
+            lines.append(f"  {name:<20} (failed to import: {exc})")
+    return "\n".join(lines)
+
+
+def trainer_from_cli(name: str, options: list[str]) -> tuple[Trainer, bool]:
+    """The trainer ``zoo train NAME OPTIONS...`` asks for (config validated, nothing built yet) and whether to resume."""
+    from zoo_core.config_flags import given_fields
+
+    trainer_class = get_trainer_class(name)
+    parsed = trainer_parser(name, trainer_class).parse_args(options)
+    fields = given_fields(parsed, trainer_class.config_class)
+    return make_trainer(name, parsed.config, overrides=parsed.set, **fields), bool(parsed.resume)
+
+
 def train_from_cli(args: argparse.Namespace) -> int:
-    """``zoo train NAME [--config cfg.yaml] [--resume] [--out DIR] [--set key=value ...]``."""
-    fields = {"out_dir": args.out} if args.out else {}
-    trainer = make_trainer(args.name, args.config, overrides=args.set or [], **fields)
-    state = trainer.fit(resume=bool(args.resume))
+    """``zoo train NAME [--config cfg.yaml] [--resume] [--FIELD VALUE ...] [--set key=value ...]``."""
+    if args.name is None:
+        print(trainers_help())
+        return 0
+    if args.help or {"-h", "--help"} & set(args.options):
+        trainer_parser(args.name, get_trainer_class(args.name)).print_help()
+        return 0
+    trainer, resume = trainer_from_cli(args.name, args.options)
+    state = trainer.fit(resume=resume)
     if state.dist.is_main:
         out = Path(trainer.config.out_dir)
         print(f"trained {args.name} to step {state.step}; checkpoints in {out / 'checkpoints'}")
