@@ -5,7 +5,8 @@ width, random weights), the same starting noise and batch, 50 DDIM steps, one pr
 
 Ours: ``DDPMModel`` + the zoo ``ddim`` sampler (``model.sample``'s path without the clipping). Diffusers:
 ``UNet2DModel`` + ``DDIMScheduler`` in the loop its DDIMPipeline runs. Ours and diffusers alternate within every
-repeat; figures are medians. Also the fast path (bf16 autocast + channels_last) with the change in the samples.
+repeat; figures are medians. Also the fast path ``dtype="auto"`` picks
+for this machine (zoo_core.hardware), with the change in the samples.
 ``ratio`` is our images/s over diffusers' (>= 1 means ours is at least as fast).
 """
 
@@ -20,6 +21,7 @@ import torch
 from bench_ddpm_unet import build
 
 import zoo
+from zoo_core.hardware import choose_fast_path
 
 
 def main() -> None:
@@ -58,8 +60,10 @@ def main() -> None:
     def run_ours() -> torch.Tensor:
         return ddim(model, shape, steps=args.steps, x_T=noise.clone(), eta=0.0)
 
+    fast_path = choose_fast_path("cpu")
+
     def run_fast() -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with fast_path.autocast():
             return ddim(
                 fast,
                 shape,
@@ -79,6 +83,7 @@ def main() -> None:
     images_per_s = {name: args.batch / statistics.median(t) for name, t in times.items()}
     diff = (outputs["ours"] - outputs["diffusers"]).abs().max().item()
     fast_diff = (outputs["ours fast path"] - outputs["ours"]).abs()
+    print(f"fast path: {fast_path.label} ({fast_path.reason})")
     print(f"{'case':<16} {'images/s':>9} {'ratio vs diffusers':>19}")
     for name, ips in images_per_s.items():
         print(f"{name:<16} {ips:>9.3f} {ips / images_per_s['diffusers']:>19.3f}")
@@ -90,6 +95,7 @@ def main() -> None:
             {
                 "batch": args.batch,
                 "steps": args.steps,
+                "fast_path": fast_path.label,
                 "images_per_s": images_per_s,
                 "ratio": images_per_s["ours"] / images_per_s["diffusers"],
                 "fast_ratio": images_per_s["ours fast path"] / images_per_s["diffusers"],

@@ -5,8 +5,9 @@ weights, one process, one run.
 
 Timed: one forward pass (inference mode) on a batch of 32x32 images at random timesteps. Ours and diffusers
 alternate within every repeat, so both see the same machine load; each figure is the median over the repeats.
-"fp32 channels_last" is ours with channels_last weights and input; the fast path is that under bf16 autocast, and
-its output is compared to our fp32 output (max and mean abs diff, and the output's RMS for scale). ``speedup`` is
+"fp32 channels_last" is ours with channels_last weights and input; the fast path is the one ``dtype="auto"`` picks
+for this machine (zoo_core.hardware: bf16 autocast + channels_last only where the CPU has native bf16, else
+channels_last fp32; the header says which), and its output is compared to our fp32 output (max and mean abs diff, and the output's RMS for scale). ``speedup`` is
 diffusers' median time over ours (>= 1 means ours is at least as fast); the CPU columns do the same with process
 CPU time. Prints a table and a JSON line.
 
@@ -22,6 +23,8 @@ import time
 from collections.abc import Callable
 
 import torch
+
+from zoo_core.hardware import choose_fast_path
 
 
 def build(seed: int = 0):
@@ -78,8 +81,10 @@ def main() -> None:
     def run_channels_last() -> torch.Tensor:
         return fast(x_cl, t)
 
+    fast_path = choose_fast_path("cpu")
+
     def run_fast() -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with fast_path.autocast():
             return fast(x_cl, t)
 
     cases = {
@@ -116,6 +121,7 @@ def main() -> None:
     print(
         f"batch {args.batch} x 3x32x32, {args.repeats} repeats, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
+    print(f"fast path: {fast_path.label} ({fast_path.reason})")
     print(f"{'case':<28} {'median s':>9} {'min s':>8} {'speedup':>8} {'CPU s':>8} {'CPU speedup':>12}")
     for name in cases:
         print(
@@ -132,6 +138,7 @@ def main() -> None:
                 "batch": args.batch,
                 "repeats": args.repeats,
                 "threads": torch.get_num_threads(),
+                "fast_path": fast_path.label,
                 "median_seconds": median,
                 "median_cpu_seconds": cpu_median,
                 "cpu_speedup_fp32": cpu_base / cpu_median["zoo UNet2D fp32"],

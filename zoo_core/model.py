@@ -21,6 +21,7 @@ from torch import nn
 from zoo_core import weights
 from zoo_core.config import Config
 from zoo_core.errors import ConfigError, WeightsError
+from zoo_core.hardware import FastPath, choose_fast_path
 from zoo_core.seeding import Seed, make_generator
 
 if TYPE_CHECKING:
@@ -91,7 +92,9 @@ def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
         "float64": torch.float64,
     }
     if str(dtype) not in names:
-        raise ValueError(f"Unknown dtype {dtype!r}; expected one of {', '.join(names)}")
+        raise ValueError(
+            f"Unknown dtype {dtype!r}; expected one of {', '.join(names)}, or 'auto' for the hardware's fast path"
+        )
     return names[str(dtype)]
 
 
@@ -108,6 +111,7 @@ class Model(nn.Module):
         super().__init__()
         self.config = self.config_class.parse(config, where=type(self).__name__)
         self.card: ModelCard | None = None
+        self.fast_path: FastPath | None = None
 
     # -- device and dtype ---------------------------------------------------------------------------------------
     @property
@@ -162,7 +166,8 @@ class Model(nn.Module):
         generator = make_generator(seed, n)
         if steps is None and sampler_obj.name == self.default_sampler:
             steps = self.default_steps  # the card's steps belong to the card's sampler
-        with torch.no_grad():
+        fast = self.fast_path.autocast() if self.fast_path is not None else contextlib.nullcontext()
+        with torch.no_grad(), fast:
             cond, sample_model = self.prepare_conditioning(n, **kwargs)
             # the model to sample may be a view of this one at another size (latent models: height/width)
             shape = (n, *(sample_model.sample_shape if self.kind == "diffusion" else self.latent_shape))
@@ -178,6 +183,8 @@ class Model(nn.Module):
                 **sampler_kwargs,
             )
             images = self.decode(x) if self.kind == "diffusion" else x
+            if self.fast_path is not None:
+                images = images.float()  # autocast may hand back low-precision images; the weights are fp32
             images = images.clamp(-1, 1)  # the contract: images in [-1, 1], as image pipelines clip
         return self.format_output(images, output)
 
@@ -314,10 +321,21 @@ class Model(nn.Module):
                 owner = self.get_submodule(module_name) if module_name else self
                 owner._buffers[buffer_name] = fresh_buffers[name]
 
+    def use_fast_path(self, fast: FastPath) -> Model:
+        """Run ``sample`` under ``fast``'s autocast, with channels_last weights where it says (weights stay fp32)."""
+        self.fast_path = fast
+        if fast.channels_last:
+            self.to(memory_format=torch.channels_last)
+        return self
+
     def _finish_loading(self, card: ModelCard | None, device: Any, dtype: Any) -> Model:
         self.card = card
         if card is not None:
             self.default_sampler = card.default_sampler or self.default_sampler
             self.default_steps = card.default_steps or self.default_steps
-        self.to(device=device, dtype=parse_dtype(dtype))
+        if dtype == "auto":  # the fast path for this hardware (zoo_core.hardware)
+            self.to(device=device)
+            self.use_fast_path(choose_fast_path(device))
+        else:
+            self.to(device=device, dtype=parse_dtype(dtype))
         return self.eval()
