@@ -2,8 +2,8 @@
 
 bf16 autocast is no speed-up by itself: on a CPU without native bf16 (AVX2 only) oneDNN emulates it and a DDPM UNet
 forward runs 6.5x *slower* than fp32, with DDIM samples that drift; on a CPU with AVX512-BF16 or AMX it runs 1.9x
-faster (benchmarks/bench_ddpm_unet.py, on the machines these figures come from). So ``dtype="auto"`` asks the
-hardware: bf16 where the CPU reports native bf16 instructions or a GPU supports it, fp16 on older GPUs, and
+faster (``python -m benchmarks run --only unet_forward`` on the machines these figures come from). So
+``dtype="auto"`` asks the hardware: bf16 where the CPU reports native bf16 instructions or a GPU supports it, fp16 on older GPUs, and
 otherwise fp32 weights in channels_last memory format. Weights stay fp32 in every case: autocast runs the network's
 matrix products in the low precision while the sampler's update arithmetic stays fp32.
 """
