@@ -430,7 +430,12 @@ def train_step(size: Size) -> Row:
 
 
 # -- start-up -------------------------------------------------------------------------------------------------
-PEAK_PROBE = "\nimport resource, sys\nsys.stdout.write('\\npeak_kb=%d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+# The child's own high-water mark: ru_maxrss is carried across fork and exec (a child of a 1 GB parent
+# reports 1 GB), /proc/self/status's VmHWM belongs to the new address space.
+PEAK_PROBE = (
+    "\nimport sys\nsys.stdout.write('\\npeak_kb=' + next(l.split()[1] for l in open('/proc/self/status')"
+    " if l.startswith('VmHWM:')))"
+)
 
 
 def _python(code: str) -> Callable[[], float]:

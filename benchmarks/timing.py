@@ -8,6 +8,10 @@ call allocates (activations, gradients, a child's load), not the weights held by
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import gc
 import resource
 import statistics
 import time
@@ -57,8 +61,20 @@ def _reset_peak() -> bool:
         return False
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap back to the kernel (glibc keeps it resident), so the baseline is what is really held and
+    a call that re-uses a freed buffer is still counted."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: the baseline keeps freed memory
+        ctypes.CDLL(name).malloc_trim(0)
+
+
 def timed_call(fn: Callable[[], Any]) -> tuple[float, float, float | None, Any]:
     """(wall s, CPU s, peak MB above the start or None where the kernel cannot say, result) of one call."""
+    _release_free_memory()
     base = _status_kb("VmRSS")
     exact = base is not None and _reset_peak()
     wall, cpu = time.perf_counter(), _cpu_seconds()
