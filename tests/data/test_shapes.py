@@ -8,9 +8,9 @@ from torch.utils.data import DataLoader
 from zoo_core.data.shapes import (
     ALL_SHAPES,
     BACKGROUNDS,
+    COLORS,
     EXTENT,
     NEW_SHAPES,
-    COLORS,
     PALETTE,
     SHAPES,
     UNIT_AREA,
