@@ -5,7 +5,7 @@ from 5 instance images, and measure with ``zoo_core.metrics.shapes_eval`` how of
 
 writes the instance images (each with a ``name.txt`` template naming its colours, "a red {} on a white
 background", so the token learns the shape, not the colours), trains, and prints the share of samples read as a
-heart for each measured prompt before (the token at its initializer, "star") and after training, plus a figure
+heart for each measured prompt before (the token at its initializer, ``--initializer``) and after training, plus a figure
 ``--figure`` (rows: instance images; before; after).
 """
 
@@ -25,7 +25,7 @@ from zoo_core.data.shapes import ALL_SHAPES, ShapeSpec, render
 CONCEPT = "heart"
 #: (colour, background) of the instance images
 INSTANCES = [("red", "white"), ("blue", "yellow"), ("yellow", "black"), ("white", "blue"), ("black", "red")]
-PROMPTS = ["a photo of a {}", "a {} on a green background", "a red {} on a blue background"]
+PROMPTS = ["a photo of a {}", "a red {} on a white background", "a green {} on a blue background"]
 
 
 def write_instance_images(folder: str | Path, n: int = 5, size: int = 32) -> Path:
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-vectors", type=int, default=1)
     p.add_argument("--n", type=int, default=64, help="samples per prompt")
     p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--initializer", default="star", help="the word the vectors start from")
     p.add_argument("--figure", help="write the figure here (PNG)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     base = zoo.load("t2i")
     base.load_textual_inversion(
         {
-            token: base.text_encoder.token_embedding.weight[base.tokenizer.token_to_id("star</w>")]
+            token: base.text_encoder.token_embedding.weight[
+                base.tokenizer.token_to_id(f"{args.initializer}</w>")
+            ]
             .detach()
             .repeat(args.num_vectors, 1)
         }
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         base="t2i",
         images=str(images),
         placeholder_token=token,
-        initializer_token="star",
+        initializer_token=args.initializer,
         num_vectors=args.num_vectors,
         max_steps=args.steps,
         lr=args.lr,
