@@ -175,3 +175,13 @@ def test_bad_embeddings_are_refused_and_the_model_left_unchanged(t2i, tmp_path):
         t2i.unload_textual_inversion("<z>")
     t2i.unload_textual_inversion()
     assert t2i.text_encoder.token_embedding.weight.shape[0] == rows
+
+
+def test_a_model_saved_with_an_embedding_loaded_reloads_with_it(t2i, tmp_path):
+    t2i.load_textual_inversion({"<s>": _vectors(1, seed=3)})
+    prompt = ["a red <s> on a blue background"]
+    with torch.no_grad():
+        expected = t2i.encode_prompt(prompt)
+    again = LatentTextToImageModel.from_pretrained(t2i.save_pretrained(tmp_path / "saved"))
+    with torch.no_grad():
+        assert torch.equal(again.encode_prompt(prompt), expected)
