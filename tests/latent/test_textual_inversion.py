@@ -9,6 +9,8 @@ from safetensors.torch import save_file
 from zoo_latent.model import LatentTextToImageModel
 from zoo_latent.textual_inversion import save_learned_embeds, textual_inversion_embeddings
 
+pytest_plugins = ["hubserver"]
+
 import zoo
 from zoo_core.errors import WeightsError
 
@@ -185,3 +187,12 @@ def test_a_model_saved_with_an_embedding_loaded_reloads_with_it(t2i, tmp_path):
     again = LatentTextToImageModel.from_pretrained(t2i.save_pretrained(tmp_path / "saved"))
     with torch.no_grad():
         assert torch.equal(again.encode_prompt(prompt), expected)
+
+
+def test_a_hub_repo_of_learned_embeds_loads_by_its_name(t2i, tmp_path, hub_server):
+    path = save_learned_embeds({"<hub>": _vectors(2, seed=4)}, tmp_path / "repo")
+    hub_server.add_repo("sd-concepts-library/hub-heart", {"learned_embeds.safetensors": path.read_bytes()})
+    assert t2i.load_textual_inversion("sd-concepts-library/hub-heart") == ["<hub>"]
+    assert torch.equal(textual_inversion_embeddings(t2i)["<hub>"], _vectors(2, seed=4))
+    t2i.unload_textual_inversion()
+    assert t2i.load_textual_inversion("hf://sd-concepts-library/hub-heart", token="<other>") == ["<other>"]
