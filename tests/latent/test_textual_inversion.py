@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import save_file
+
+import zoo
+from zoo_core.errors import WeightsError
 from zoo_latent.model import LatentTextToImageModel
 from zoo_latent.textual_inversion import save_learned_embeds, textual_inversion_embeddings
 
 pytest_plugins = ["hubserver"]
-
-import zoo
-from zoo_core.errors import WeightsError
 
 
 @pytest.fixture
