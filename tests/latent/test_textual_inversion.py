@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import save_file
+from zoo_latent.model import LatentTextToImageModel
+from zoo_latent.textual_inversion import save_learned_embeds, textual_inversion_embeddings
 
 import zoo
 from zoo_core.errors import WeightsError
-from zoo_latent.model import LatentTextToImageModel
-from zoo_latent.textual_inversion import save_learned_embeds, textual_inversion_embeddings
 
 pytest_plugins = ["hubserver"]
 
