@@ -118,3 +118,12 @@ def test_a_folder_with_non_images_is_refused(tmp_path):
     (folder / "notes.doc").write_text("x")
     with pytest.raises(ConfigError, match="notes.doc"):
         _train(folder, tmp_path / "run")
+
+
+def test_validation_grids_show_the_learned_token(images, tmp_path):
+    state = _train(images, tmp_path / "run", max_steps=2, sample_every=2, sample_n=2, sample_steps=2)
+    grids = sorted((tmp_path / "run").rglob("*.png"))
+    assert grids, "no validation grid written"
+    base = state.trainer.base
+    ids = [base.tokenizer.token_to_id("<heart>")]
+    assert torch.equal(base.text_encoder.token_embedding.weight[ids].detach(), state.model.vectors.detach())
