@@ -6,8 +6,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from zoo_core.data.shapes import (
+    ALL_SHAPES,
     BACKGROUNDS,
     COLORS,
+    EXTENT,
+    NEW_SHAPES,
     PALETTE,
     SHAPES,
     UNIT_AREA,
@@ -123,8 +126,31 @@ def test_parse_caption_accepts_variants_and_rejects_unknown_words():
         parse_caption("a photo of a dog")
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_unit_areas_match_the_drawn_shapes(shape):
     drawn = coverage(shape, 300, 150, 150, 100, supersample=2).sum() / 100**2
     assert drawn == pytest.approx(UNIT_AREA[shape], rel=2e-3)
     assert np.isclose(coverage(shape, 64, 32, 32, 20).sum(), UNIT_AREA[shape] * 400, rtol=0.02)
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_every_shape_is_centred_on_its_centroid_within_its_extent(shape):
+    alpha = coverage(shape, 401, 200.5, 200.5, 100, supersample=1)
+    ys, xs = np.nonzero(alpha)
+    weights = alpha[ys, xs]
+    assert abs(float((xs + 0.5) @ weights / weights.sum()) - 200.5) < 0.3
+    assert abs(float((ys + 0.5) @ weights / weights.sum()) - 200.5) < 0.3
+    reach = np.hypot(xs + 0.5 - 200.5, ys + 0.5 - 200.5).max() / 100
+    assert reach <= EXTENT[shape] + 0.01
+
+
+def test_new_shapes_are_drawable_but_not_in_the_default_captions():
+    assert set(NEW_SHAPES).isdisjoint(SHAPES)
+    default = ShapesDataset(length=500, seed=0)
+    assert not any(default.spec(i).shape in NEW_SHAPES for i in range(500))
+    hearts = ShapesDataset(length=4, seed=0, shapes=["heart"])
+    assert {hearts.spec(i).caption.split()[2] for i in range(4)} == {"heart"}
+    assert parse_caption("a red heart on a blue background")["shape"] == "heart"
+    # a heart is wider at the top than at the bottom (y grows downwards)
+    alpha = coverage("heart", 64, 32, 32, 20)
+    assert alpha[20].sum() > 3 * alpha[50].sum()

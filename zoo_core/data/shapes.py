@@ -9,6 +9,10 @@ Geometry, in units of the shape's radius ``r`` around its centre (``y`` grows do
 circle of radius 1; square of half-side 0.85; equilateral triangle pointing up with circumradius 1.15 around its
 centroid; five-pointed star pointing up, outer radius 1.2, inner 0.5; plus-shaped cross, arms of half-length 1.0
 and half-width 0.33. Every shape's centroid is its centre, which the evaluator relies on.
+
+``NEW_SHAPES`` (a heart: the curve (x^2 + y^2 - 1)^3 = x^2 y^3 scaled by 0.9, shifted so its centroid is the
+centre) can be drawn (``ShapesDataset(shapes=["heart"])``) but are not in ``SHAPES``, the default vocabulary the
+embedded ``t2i`` model was trained on: concepts it has never seen, for DreamBooth and textual inversion.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
+#: drawable and recognisable, but never in the default captions (see the module docstring)
+NEW_SHAPES: tuple[str, ...] = ("heart",)
+ALL_SHAPES: tuple[str, ...] = SHAPES + NEW_SHAPES
 #: RGB in 0..255; far apart from each other so a blurry sample still names its colours unambiguously.
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -47,6 +54,7 @@ EXTENT = {
     "triangle": 1.15,
     "star": 1.2,
     "cross": math.hypot(1.0, 0.33),
+    "heart": 1.17,
 }
 
 CAPTION_TEMPLATE = "a {color} {shape} on a {background} background"
@@ -86,10 +94,10 @@ def parse_caption(caption: str) -> dict[str, str]:
     if match is None:
         raise ValueError(
             f"Caption {caption!r} does not read 'a <color> <shape> on a <color> background' "
-            f"(shapes: {', '.join(SHAPES)}; colours: {', '.join(COLORS)})"
+            f"(shapes: {', '.join(ALL_SHAPES)}; colours: {', '.join(COLORS)})"
         )
     parts = {k: v.lower() for k, v in match.groupdict().items()}
-    for key, vocab in (("shape", SHAPES), ("color", COLORS), ("background", BACKGROUNDS)):
+    for key, vocab in (("shape", ALL_SHAPES), ("color", COLORS), ("background", BACKGROUNDS)):
         if parts[key] not in vocab:
             raise ValueError(f"Caption {caption!r}: unknown {key} {parts[key]!r}; known: {', '.join(vocab)}")
     return {"shape": parts["shape"], "color": parts["color"], "background": parts["background"]}
@@ -113,7 +121,11 @@ UNIT_AREA: dict[str, float] = {
     "triangle": 3 * math.sqrt(3) / 4 * 1.15**2,
     "star": 5 * 1.2 * 0.5 * math.sin(math.pi / 5),
     "cross": 2 * (2 * 1.0 * 2 * 0.33) - (2 * 0.33) ** 2,
+    "heart": 3.66199 * 0.9**2,  # the unit curve's area (numerical), times the scale squared
 }
+HEART_SCALE = 0.9
+#: height of the unit heart curve's centroid above its origin (numerical; checked by the tests)
+HEART_CENTROID = 0.29348
 
 
 def _inside_polygon(u: np.ndarray, v: np.ndarray, vertices: np.ndarray) -> np.ndarray:
@@ -142,7 +154,10 @@ def inside_shape(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if shape == "cross":
         au, av = np.abs(u), np.abs(v)
         return ((au <= 1.0) & (av <= 0.33)) | ((au <= 0.33) & (av <= 1.0))
-    raise ValueError(f"Unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+    if shape == "heart":
+        x, y = u / HEART_SCALE, -v / HEART_SCALE + HEART_CENTROID  # y up, origin moved to the centroid
+        return (x * x + y * y - 1.0) ** 3 - x * x * y**3 <= 0.0
+    raise ValueError(f"Unknown shape {shape!r}; known: {', '.join(ALL_SHAPES)}")
 
 
 def coverage(
@@ -225,7 +240,7 @@ class ShapesDataset(Dataset):
         if not isinstance(size, int) or size < 16:
             raise ValueError(f"size must be an integer >= 16 (32 to 64 works best), got {size!r}")
         self.length, self.size, self.seed = length, size, seed
-        self.shapes = _check_vocab("shapes", shapes, SHAPES)
+        self.shapes = _check_vocab("shapes", shapes, ALL_SHAPES)
         self.colors = _check_vocab("colors", colors, COLORS)
         self.backgrounds = _check_vocab("backgrounds", backgrounds, BACKGROUNDS)
         if len(self.backgrounds) == 1 and self.backgrounds[0] in self.colors:

@@ -5,7 +5,8 @@ border); foreground pixels are those far from it, and the shape colour is the me
 from the background (anti-aliased edge pixels are mixtures and are left out). Both colours are named by the
 nearest palette entry. The shape is the template that best overlaps the foreground mask: for every candidate
 shape, its radius follows from the mask's area and its centre from the mask's centroid (every shape's centroid is
-its centre), and the template drawn there is compared with the mask by intersection over union.
+its centre), and the template drawn there is compared with the mask by intersection over union. The candidates
+are ``SHAPES`` (what the embedded models know) unless ``shapes=`` adds the new ones (``ALL_SHAPES``: the heart).
 
 ``evaluate_shapes_samples(images, captions)`` scores a batch of generated images against the captions they were
 prompted with. On the dataset's own images it scores 1.0 on all three attributes (1000 images at 32 px; 300 at
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from zoo_core.data.shapes import (
+    ALL_SHAPES,
     BACKGROUNDS,
     COLORS,
     PALETTE,
@@ -60,11 +62,13 @@ def _nearest_color(rgb: np.ndarray, names: Sequence[str] = COLORS) -> str:
     return names[int(np.argmin(((table - rgb) ** 2).sum(axis=1)))]
 
 
-def read_image(image: np.ndarray, min_contrast: float = 0.25) -> ShapeReading:
+def read_image(
+    image: np.ndarray, min_contrast: float = 0.25, shapes: Sequence[str] = SHAPES
+) -> ShapeReading:
     """Read (shape, colour, background) from one image, float [3, H, W] in [-1, 1].
 
     ``min_contrast`` is the RGB distance (in [0, 1] units) from the background above which a pixel counts as
-    foreground; the palette's closest two colours are ~0.6 apart.
+    foreground; the palette's closest two colours are ~0.6 apart. ``shapes`` are the candidate templates.
     """
     rgb = (np.clip(np.asarray(image, dtype=np.float32), -1, 1) + 1) / 2
     channels, height, width = rgb.shape
@@ -94,7 +98,7 @@ def read_image(image: np.ndarray, min_contrast: float = 0.25) -> ShapeReading:
     ys, xs = np.nonzero(mask)
     cx, cy = xs.mean() + 0.5, ys.mean() + 0.5  # pixel (i, j) is centred at (j + 0.5, i + 0.5)
     best, best_iou = None, -1.0
-    for shape in SHAPES:
+    for shape in shapes:
         radius = np.sqrt(area / UNIT_AREA[shape])
         template = coverage(shape, (height, width), cx, cy, radius, supersample=1) > 0.5
         iou = float((template & mask).sum()) / float((template | mask).sum())
@@ -103,27 +107,34 @@ def read_image(image: np.ndarray, min_contrast: float = 0.25) -> ShapeReading:
     return ShapeReading(best, color, background, best_iou)
 
 
-def read_images(images: torch.Tensor | np.ndarray) -> list[ShapeReading]:
+def read_images(
+    images: torch.Tensor | np.ndarray, shapes: Sequence[str] = SHAPES
+) -> list[ShapeReading]:
     """``read_image`` over a batch [N, 3, H, W] in [-1, 1]."""
     array = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if array.ndim != 4:
         raise ValueError(f"expected images [N, 3, H, W], got shape {tuple(array.shape)}")
-    return [read_image(a) for a in array]
+    return [read_image(a, shapes=shapes) for a in array]
 
 
 def evaluate_shapes_samples(
-    images: torch.Tensor | np.ndarray, captions: Sequence[str] | Sequence[dict[str, str]]
+    images: torch.Tensor | np.ndarray,
+    captions: Sequence[str] | Sequence[dict[str, str]],
+    shapes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Share of images whose shape / colour / background / all three match their caption.
 
     ``captions`` are the prompts ("a red circle on a blue background") or attribute dicts, one per image.
     Also returns the mean IoU of the best shape template (how clean the shapes are) and the attribute
-    histograms of what was drawn.
+    histograms of what was drawn. ``shapes`` (the candidate templates) defaults to ``SHAPES``, or ``ALL_SHAPES``
+    when a caption asks for a new shape.
     """
-    readings = read_images(images)
+    wanted = [c if isinstance(c, dict) else parse_caption(c) for c in captions]
+    if shapes is None:
+        shapes = ALL_SHAPES if any(w["shape"] not in SHAPES for w in wanted) else SHAPES
+    readings = read_images(images, shapes)
     if len(captions) != len(readings):
         raise ValueError(f"{len(readings)} images but {len(captions)} captions: give one caption per image")
-    wanted = [c if isinstance(c, dict) else parse_caption(c) for c in captions]
     keys = ("shape", "color", "background")
     hits = {
         k: np.array([r.attributes[k] == w[k] for r, w in zip(readings, wanted, strict=True)]) for k in keys
@@ -131,7 +142,7 @@ def evaluate_shapes_samples(
     all_three = hits["shape"] & hits["color"] & hits["background"]
     histogram = {
         k: {name: sum(r.attributes[k] == name for r in readings) for name in vocab}
-        for k, vocab in zip(keys, (SHAPES, COLORS, BACKGROUNDS), strict=True)
+        for k, vocab in zip(keys, (tuple(shapes), COLORS, BACKGROUNDS), strict=True)
     }
     return {
         "n": len(readings),

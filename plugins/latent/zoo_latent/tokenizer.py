@@ -114,6 +114,8 @@ class CLIPTokenizer:
             [AddedToken(t, special=True, normalized=False) for t in {bos_token, eos_token}]
         )
         self._tok = tok
+        #: multi-vector textual-inversion tokens: ``token`` in a prompt stands for all of these
+        self.multi_vector: dict[str, list[str]] = {}
         self.bos_token_id = self.token_to_id(bos_token)
         self.eos_token_id = self.token_to_id(eos_token)
         self.pad_token_id = self.token_to_id(self.pad_token)
@@ -204,6 +206,8 @@ class CLIPTokenizer:
         """The ids of ``text`` between the start and end tokens, neither cut nor padded."""
         if not isinstance(text, str):
             raise TypeError(f"A prompt must be a string, got {type(text).__name__}")
+        for token, names in self.multi_vector.items():
+            text = text.replace(token, " ".join(names))
         ids = self._tok.encode(text, add_special_tokens=False).ids
         return [self.bos_token_id, *ids, self.eos_token_id]
 

@@ -1,0 +1,1 @@
+"""zoo plugin: textual inversion (learn new token embeddings of a frozen latent text-to-image model)."""
