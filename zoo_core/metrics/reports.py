@@ -101,14 +101,14 @@ def plot(rows: list[dict[str, Any]], out: Path, title: str) -> None:
 
         raise EvalError("the plot needs matplotlib: pip install 'zoo-core[plot]'") from None
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for r in rows:
+    for i, r in enumerate(rows):
         size = 30 + 300 * r["recall"]
         ax.scatter(r["seconds_per_image"], r["fid"], s=size, alpha=0.7)
         ax.annotate(
             f"{r['label']}\nrecall {r['recall']:.2f}",
             (r["seconds_per_image"], r["fid"]),
             textcoords="offset points",
-            xytext=(6, 4),
+            xytext=(8, 4 if i % 2 == 0 else -18),  # alternate sides: neighbours do not overlap
             fontsize=7,
         )
     ax.set_xscale("log")
