@@ -178,3 +178,16 @@ def test_zoo_eval_fid_equals_the_digits_evaluators_frechet():
     reference = load_reference("digits", "digits", extractor, (1, 16, 16))
     assert reference.n == 1797
     assert fid_from_features(reference, extract(extractor, images)) == pytest.approx(ours, rel=1e-3)
+
+
+def test_shapes_features_separate_real_from_altered_shapes():
+    from zoo_core.data.shapes import ShapesDataset
+    from zoo_core.metrics.features import ShapesFeatures
+
+    extractor = ShapesFeatures()
+    a = extract(extractor, ShapesDataset(150, 16, seed=0).as_tensors()[0])
+    b_images = ShapesDataset(150, 16, seed=1).as_tensors()[0]
+    assert a.shape == (150, extractor.num_features)
+    same = fid_from_features(Reference.from_features("a", a), extract(extractor, b_images))
+    swapped = fid_from_features(Reference.from_features("a", a), extract(extractor, b_images.flip(1)))  # BGR
+    assert swapped > 3 * same
