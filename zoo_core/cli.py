@@ -178,19 +178,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-EVALUATORS = {"digits": "zoo_core.metrics.digits_eval", "shapes": "zoo_core.metrics.shapes_eval"}
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    import importlib
+    from zoo_core.metrics.standard import evaluate, format_result
 
-    metric = args.metric
-    if metric == "auto":
-        from zoo_core.api import info
+    result = evaluate(args)
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    return 0
 
-        dataset = (info(args.name).dataset or "").lower() if not Path(args.name).exists() else ""
-        metric = "shapes" if "shapes" in dataset else "digits"
-    return int(importlib.import_module(EVALUATORS[metric]).main([args.name, *args.options]) or 0)
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from zoo_core.metrics.reports import run_report
+
+    return run_report(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -286,19 +285,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "eval",
-        help="measure sample quality: digits (Frechet feature distance, confidence, coverage) or shapes (prompt adherence)",
+        help="FID / KID / precision-recall of a model or of saved samples against a reference",
+        description="FID and KID (torchmetrics) and precision/recall (Kynkaanniemi et al. 2019) of samples "
+        "(a model sampled here, a folder of PNGs or an .npz from `zoo sample`) against a reference; needs "
+        "zoo-core[eval]. Reference features are cached.",
     )
-    p.add_argument("name", help="model name or saved model directory")
-    p.add_argument(
-        "--metric",
-        choices=["auto", *EVALUATORS],
-        default="auto",
-        help="auto: shapes for models trained on the shapes dataset, else digits",
-    )
-    p.add_argument(
-        "options", nargs=argparse.REMAINDER, help="passed to the evaluator (--n, --sampler, --steps, ...)"
-    )
+    from zoo_core.metrics.eval_args import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="measured reports: trilemma (quality vs sampling time of the families)")
+    reports = p.add_subparsers(dest="report", metavar="REPORT")
+    reports.required = True
+    from zoo_core.metrics.eval_args import add_report_parsers
+
+    add_report_parsers(reports)
+    p.set_defaults(func=cmd_report)
 
     _add_plugin_commands(sub)
     return parser

@@ -119,9 +119,9 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, n: int, batch_size: 
 
 
 def load_from_args(args: argparse.Namespace) -> Any:
-    import zoo
+    from zoo_core.api import load
 
-    return zoo.load(args.model, device=args.device, dtype=args.dtype)
+    return load(args.model, device=args.device, dtype=args.dtype)
 
 
 def sample_from_args(

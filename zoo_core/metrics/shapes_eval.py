@@ -62,26 +62,21 @@ def _nearest_color(rgb: np.ndarray, names: Sequence[str] = COLORS) -> str:
     return names[int(np.argmin(((table - rgb) ** 2).sum(axis=1)))]
 
 
-def read_image(
-    image: np.ndarray, min_contrast: float = 0.25, shapes: Sequence[str] = SHAPES
-) -> ShapeReading:
-    """Read (shape, colour, background) from one image, float [3, H, W] in [-1, 1].
-
-    ``min_contrast`` is the RGB distance (in [0, 1] units) from the background above which a pixel counts as
-    foreground; the palette's closest two colours are ~0.6 apart. ``shapes`` are the candidate templates.
-    """
+def _segment(
+    image: np.ndarray, min_contrast: float
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(background RGB, shape RGB or None, foreground mask [H, W] or None) of one image [3, H, W] in [-1, 1]."""
     rgb = (np.clip(np.asarray(image, dtype=np.float32), -1, 1) + 1) / 2
     channels, height, width = rgb.shape
     if channels != 3:
         raise ValueError(f"shapes images have 3 channels, got {channels}")
     border = np.concatenate([rgb[:, 0, :], rgb[:, -1, :], rgb[:, 1:-1, 0], rgb[:, 1:-1, -1]], axis=1)
     bg = np.median(border, axis=1)
-    background = _nearest_color(bg, BACKGROUNDS)
     pixels = rgb.reshape(3, -1).T
     distance = np.sqrt(((pixels - bg) ** 2).sum(axis=1))
     far = distance > min_contrast
     if not far.any():
-        return ShapeReading(None, None, background, 0.0)
+        return bg, None, None
     core = far & (distance >= np.median(distance[far]))
     fg = np.median(pixels[core], axis=0)
     # A pixel belongs to the shape when it is nearer the shape colour than the background colour; one more pass
@@ -90,21 +85,69 @@ def read_image(
     if mask.sum() >= 4:
         fg = np.median(pixels[mask], axis=0)
         mask = ((pixels - fg) ** 2).sum(axis=1) < ((pixels - bg) ** 2).sum(axis=1)
-    color = _nearest_color(fg)
-    mask = mask.reshape(height, width)
+    return bg, fg, mask.reshape(height, width)
+
+
+def _template_ious(mask: np.ndarray, shapes: Sequence[str] = SHAPES) -> dict[str, float]:
+    """Overlap (IoU) of the mask with each shape's template drawn at the mask's area and centroid."""
+    height, width = mask.shape
     area = float(mask.sum())
-    if area < 4:
-        return ShapeReading(None, color, background, 0.0)
     ys, xs = np.nonzero(mask)
     cx, cy = xs.mean() + 0.5, ys.mean() + 0.5  # pixel (i, j) is centred at (j + 0.5, i + 0.5)
-    best, best_iou = None, -1.0
+    ious = {}
     for shape in shapes:
         radius = np.sqrt(area / UNIT_AREA[shape])
         template = coverage(shape, (height, width), cx, cy, radius, supersample=1) > 0.5
-        iou = float((template & mask).sum()) / float((template | mask).sum())
-        if iou > best_iou:
-            best, best_iou = shape, iou
-    return ShapeReading(best, color, background, best_iou)
+        ious[shape] = float((template & mask).sum()) / float((template | mask).sum())
+    return ious
+
+
+def read_image(
+    image: np.ndarray, min_contrast: float = 0.25, shapes: Sequence[str] = SHAPES
+) -> ShapeReading:
+    """Read (shape, colour, background) from one image, float [3, H, W] in [-1, 1].
+
+    ``min_contrast`` is the RGB distance (in [0, 1] units) from the background above which a pixel counts as
+    foreground; the palette's closest two colours are ~0.6 apart. ``shapes`` are the candidate templates.
+    """
+    bg, fg, mask = _segment(image, min_contrast)
+    background = _nearest_color(bg, BACKGROUNDS)
+    if fg is None or mask is None:
+        return ShapeReading(None, None, background, 0.0)
+    color = _nearest_color(fg)
+    if mask.sum() < 4:
+        return ShapeReading(None, color, background, 0.0)
+    ious = _template_ious(mask, shapes)
+    best = max(ious, key=ious.__getitem__)
+    return ShapeReading(best, color, background, ious[best])
+
+
+#: length of ``describe_image``'s vector: background RGB, shape RGB, area, centroid, second moments, IoUs
+DESCRIPTOR_DIM = 3 + 3 + 1 + 2 + 3 + len(SHAPES)
+
+
+def describe_image(image: np.ndarray, min_contrast: float = 0.25) -> np.ndarray:
+    """A feature vector [DESCRIPTOR_DIM] of one image [3, H, W] for distribution metrics on the shapes data.
+
+    The quantities ``read_image`` decides from, kept continuous: background and shape colour (RGB in [0, 1]),
+    the shape's area share, centroid and second moments (in image-size units), and its overlap with each shape's
+    template. An image with no readable shape has zeros for everything but the background.
+    """
+    bg, fg, mask = _segment(image, min_contrast)
+    out = np.zeros(DESCRIPTOR_DIM, dtype=np.float32)
+    out[:3] = bg
+    if fg is None or mask is None or mask.sum() < 4:
+        return out
+    height, width = mask.shape
+    ys, xs = np.nonzero(mask)
+    u, v = (xs + 0.5) / width, (ys + 0.5) / height
+    out[3:6] = fg
+    out[6] = mask.mean()
+    out[7:9] = u.mean(), v.mean()
+    du, dv = u - u.mean(), v - v.mean()
+    out[9:12] = (du * du).mean(), (dv * dv).mean(), (du * dv).mean()
+    out[12:] = list(_template_ious(mask).values())
+    return out
 
 
 def read_images(
