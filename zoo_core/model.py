@@ -110,7 +110,9 @@ def image_seeds(seed: int | Sequence[int] | None, n: int) -> list[int]:
         return [seed + i for i in range(n)]
     seeds = [int(s) for s in seed]
     if len(seeds) != n:
-        raise ValueError(f"seed is a list of {len(seeds)} entries but {n} images were asked for: give one per image")
+        raise ValueError(
+            f"seed is a list of {len(seeds)} entries but {n} images were asked for: give one per image"
+        )
     return seeds
 
 

@@ -27,7 +27,9 @@ def test_images_of_a_seed_do_not_depend_on_the_batch_size(models, name):
     whole = model.sample(5, seed=7, batch_size=5, **kwargs)
     assert whole.shape[0] == 5
     for batch_size in (1, 2, 3):
-        torch.testing.assert_close(model.sample(5, seed=7, batch_size=batch_size, **kwargs), whole, rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            model.sample(5, seed=7, batch_size=batch_size, **kwargs), whole, rtol=0, atol=1e-5
+        )
     # image i is seeded seed + i: a run starting later gives the same images
     later = model.sample(2, seed=[10, 11], **kwargs)
     torch.testing.assert_close(later, whole[3:], rtol=0, atol=1e-5)
