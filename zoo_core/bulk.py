@@ -59,6 +59,8 @@ def parse_outputs(out: str | None, out_dir: str | None) -> Outputs:
     grid = array = folder = None
     if out is not None:
         path = Path(out).expanduser()
+        if path.is_dir():
+            raise UsageError(f"--out {out!r} is a directory; give a file name, or use --out-dir {out!r}")
         suffix = path.suffix.lower()
         if suffix in GRID_SUFFIXES:
             grid = path
@@ -70,8 +72,6 @@ def parse_outputs(out: str | None, out_dir: str | None) -> Outputs:
                 f"({', '.join(GRID_SUFFIXES)}), a .npz array of uint8 [N, H, W, C], or --out-dir DIR for one PNG "
                 "per image"
             )
-        if path.is_dir():
-            raise UsageError(f"--out {out!r} is a directory; give a file name, or use --out-dir {out!r}")
         check_writable(path.parent, f"--out {out!r}")
     if out_dir is not None:
         folder = Path(out_dir).expanduser()

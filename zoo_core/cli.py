@@ -215,7 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample a model into a grid, an .npz array or a folder of PNGs (resumable, shardable under torchrun)",
     )
     p.add_argument("name")
-    p.add_argument("--n", type=int, default=16)
+    p.add_argument(
+        "-n",
+        "--n",
+        type=int,
+        default=16,
+        help="number of images (write -n under torchrun, which takes --n itself)",
+    )
     p.add_argument("--seed", type=int, default=0, help="image i is seeded seed + i")
     p.add_argument(
         "--out",
