@@ -485,7 +485,12 @@ def run(args: Any) -> int:
 
     threads = _set_threads(args.threads, args.device)
     model = load(
-        args.name, device=args.device, dtype=args.dtype, revision=args.revision, weights=args.weights
+        args.name,
+        device=args.device,
+        dtype=args.dtype,
+        revision=args.revision,
+        weights=args.weights,
+        allow_nonfinite=args.allow_nonfinite_weights,
     )
     if model.fast_path is not None:
         say(f"fast path: {model.fast_path.label} ({model.fast_path.reason})")

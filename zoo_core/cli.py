@@ -249,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--revision")
     p.add_argument("--weights", help="replace the card's weights source (directory, file or hf://...)")
+    p.add_argument(
+        "--allow-nonfinite-weights",
+        action="store_true",
+        help="load weights holding NaN/inf anyway (debugging)",
+    )
     p.add_argument("--prompt")
     p.add_argument("--negative-prompt")
     p.add_argument("--guidance-scale", type=float)

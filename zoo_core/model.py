@@ -368,6 +368,7 @@ class Model(nn.Module):
             model = cls(config)
         state = cls.read_state_dict(directory)
         weights.check_state_dict(model, state, str(path_or_repo))
+        weights.check_finite(state, str(path_or_repo))
         model.load_state_dict(state, strict=True, assign=True)
         model._materialize_non_persistent()
         model.load_extras(directory)
@@ -391,6 +392,11 @@ class Model(nn.Module):
     ) -> Model:
         """Build the model a card describes: its weights if it names any, else a fresh model of its config."""
         source = weights_source or (card.weights.source if card.weights else None)
+        if weights_source is not None and card.weights is not None:
+            # the card's revision, file list and checksums pin its own source, not the weights given instead (a
+            # local copy, the user's training run, one weights file: read as it is, not its folder)
+            update = {"source": os.fspath(weights_source), "files": [], "sha256": {}, "revision": None}
+            card = card.model_copy(update={"weights": card.weights.model_copy(update=update)})
         if source is None:
             try:
                 model = cls(card.config)
