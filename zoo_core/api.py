@@ -57,12 +57,29 @@ def load(
     dtype: torch.dtype | str | None = None,
     revision: str | None = None,
     weights: str | os.PathLike[str] | None = None,
+    allow_nonfinite: bool = False,
 ) -> Model:
     """Load a model by card name, or from ``hf://org/repo`` / a local directory saved by ``save_pretrained``.
 
     The result is in eval mode on ``device`` with ``dtype``; ``revision`` pins a Hub revision and ``weights``
-    replaces the card's weights source (e.g. a local copy).
+    replaces the card's weights source (a local copy, or one weights file). Weights holding NaN or inf are refused
+    unless ``allow_nonfinite`` (for debugging the run that made them).
     """
+    from zoo_core.weights import ALLOW_NONFINITE
+    from zoo_core.weights import allow_nonfinite as allowing
+
+    with allowing(allow_nonfinite or ALLOW_NONFINITE.get()):
+        return _load(name, device=device, dtype=dtype, revision=revision, weights=weights)
+
+
+def _load(
+    name: str,
+    *,
+    device: torch.device | str | None,
+    dtype: torch.dtype | str | None,
+    revision: str | None,
+    weights: str | os.PathLike[str] | None,
+) -> Model:
     registry = get_registry()
     if name in registry.cards:
         card = registry.card(name)

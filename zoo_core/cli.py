@@ -129,29 +129,9 @@ def _parse_value(text: str) -> Any:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from zoo_core.api import load
-    from zoo_core.images import save_grid
+    from zoo_core.bulk import run
 
-    kwargs: dict[str, Any] = {}
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"zoo sample: --set expects key=value, got {item!r}")
-        kwargs[key.replace("-", "_")] = _parse_value(value)
-    for key in ("prompt", "negative_prompt", "guidance_scale", "eta", "truncation_psi"):
-        if getattr(args, key) is not None:
-            kwargs[key] = getattr(args, key)
-    if args.labels is not None:
-        kwargs["labels"] = [int(v) for v in args.labels.split(",")]
-    model = load(
-        args.name, device=args.device, dtype=args.dtype, revision=args.revision, weights=args.weights
-    )
-    images = model.sample(
-        args.n, sampler=args.sampler, steps=args.steps, seed=args.seed, progress=not args.quiet, **kwargs
-    )
-    path = save_grid(images, args.out, nrow=args.nrow, scale=args.scale)
-    print(f"wrote {args.n} samples of {args.name} to {path}")
-    return 0
+    return run(args)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -229,17 +209,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir")
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("sample", help="sample a PNG grid from a model")
+    p = sub.add_parser(
+        "sample",
+        help="sample a model into a grid, an .npz array or a folder of PNGs (resumable, shardable under torchrun)",
+    )
     p.add_argument("name")
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="grid.png")
+    p.add_argument(
+        "-n",
+        "--n",
+        type=int,
+        default=16,
+        help="number of images (write -n under torchrun, which takes --n itself)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="image i is seeded seed + i")
+    p.add_argument(
+        "--out",
+        help="a grid image (.png/.jpg/.webp, at most 1024 images) or samples.npz (uint8 [N, H, W, C])",
+    )
+    p.add_argument(
+        "--out-dir", help="write one PNG per image (000000.png, ...) and manifest.json; a rerun resumes"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="images per batch (default: from the model's memory use and free memory)",
+    )
+    p.add_argument(
+        "--shard", help="i/K: draw images i, i+K, ... of the run (without torchrun; i counts from 0)"
+    )
+    p.add_argument(
+        "--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS, else the CPUs not already busy)"
+    )
     p.add_argument("--sampler")
     p.add_argument("--steps", type=int)
     p.add_argument("--device")
-    p.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
+    p.add_argument(
+        "--dtype", help="float32 (default), bfloat16, float16, or auto (the hardware's fast path, printed)"
+    )
     p.add_argument("--revision")
     p.add_argument("--weights", help="replace the card's weights source (directory, file or hf://...)")
+    p.add_argument(
+        "--allow-nonfinite-weights",
+        action="store_true",
+        help="load weights holding NaN/inf anyway (debugging)",
+    )
     p.add_argument("--prompt")
     p.add_argument("--negative-prompt")
     p.add_argument("--guidance-scale", type=float)

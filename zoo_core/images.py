@@ -44,7 +44,11 @@ def from_pil(images: list[Image.Image], size: int | tuple[int, int] | None = Non
 
 def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """Tile N images into one uint8 [H, W, C] array, ``nrow`` per row (default: a near-square grid)."""
-    images = to_uint8(x)
+    return tile(to_uint8(x), nrow, padding)
+
+
+def tile(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile uint8 images [N, H, W, C] into one [H', W', C] array on a white background."""
     n, h, w, c = images.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)

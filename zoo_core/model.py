@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -98,6 +98,36 @@ def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     return names[str(dtype)]
 
 
+def image_seeds(seed: int | Sequence[int] | None, n: int) -> list[int]:
+    """The seed of each of ``n`` images: ``seed + i``, a list given per image, or a fresh base for None."""
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    if isinstance(seed, torch.Generator):
+        raise ValueError(
+            "batched sampling needs an int seed (image i gets seed + i) or a list of ints, not a torch.Generator"
+        )
+    if isinstance(seed, int):
+        return [seed + i for i in range(n)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n:
+        raise ValueError(
+            f"seed is a list of {len(seeds)} entries but {n} images were asked for: give one per image"
+        )
+    return seeds
+
+
+def _is_per_image(value: Any, n: int) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.ndim > 0 and value.shape[0] == n
+    return isinstance(value, list | tuple) and len(value) == n
+
+
+def _take(values: Any, chunk: list[int]) -> Any:
+    if isinstance(values, torch.Tensor):
+        return values[chunk]
+    return [values[i] for i in chunk]
+
+
 class Model(nn.Module):
     """Base of every zoo model. Subclasses set ``architecture``, ``config_class`` and ``kind``."""
 
@@ -141,14 +171,39 @@ class Model(nn.Module):
         progress: bool = False,
         x_T: torch.Tensor | None = None,
         callback: Any = None,
+        batch_size: int | None = None,
         **kwargs: Any,
     ) -> Any:
         """Draw ``n`` images: a tensor [n, C, H, W] in [-1, 1] (or PIL images / uint8 arrays with ``output``).
 
         ``sampler`` is a registered name (``zoo samplers``) or a Sampler instance; keyword arguments the sampler
         declares in ``options`` (``eta`` for DDIM, ...) go to it, the rest to ``prepare_conditioning``.
-        The same ``seed`` gives the same images on the same device and dtype.
+        The same ``seed`` gives the same images on the same device and dtype. With ``batch_size`` the images are
+        drawn ``batch_size`` at a time through ``sample_iter`` (image ``i`` seeded ``seed + i``, so they do not
+        depend on the batch size); without it, in one batch.
         """
+        if batch_size is not None:
+            batches = list(
+                self.sample_iter(
+                    n,
+                    batch_size=batch_size,
+                    sampler=sampler,
+                    steps=steps,
+                    seed=seed,
+                    output=output,
+                    progress=progress,
+                    x_T=x_T,
+                    callback=callback,
+                    **kwargs,
+                )
+            )
+            if output == "pil":
+                return [image for batch in batches for image in batch]
+            if output == "numpy":
+                import numpy as np
+
+                return np.concatenate(batches)
+            return torch.cat(batches)
         from zoo_core.api import get_sampler
         from zoo_core.sampler import Sampler
 
@@ -187,6 +242,40 @@ class Model(nn.Module):
                 images = images.float()  # autocast may hand back low-precision images; the weights are fp32
             images = images.clamp(-1, 1)  # the contract: images in [-1, 1], as image pipelines clip
         return self.format_output(images, output)
+
+    def sample_iter(
+        self,
+        n: int,
+        *,
+        batch_size: int,
+        seed: int | Sequence[int] | None = 0,
+        indices: Sequence[int] | None = None,
+        output: Literal["tensor", "pil", "numpy"] = "tensor",
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        """Yield the ``n`` images ``batch_size`` at a time, so memory holds one batch whatever ``n`` is.
+
+        Image ``i`` is seeded ``seed + i`` (or ``seed[i]`` for a list of ``n`` seeds; None draws a fresh base), so
+        an image is the same whatever the batch size, and a run can be split (``indices``: draw only these images,
+        in this order, e.g. the missing ones or one shard's). Per-image arguments — lists, tuples or tensors of
+        length ``n`` (``labels``, ``prompt``, ``x_T``) — are sliced with the batch; the rest go to every call.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive integer number of images, got {n!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        seeds = image_seeds(seed, n)
+        order = list(range(n)) if indices is None else [int(i) for i in indices]
+        bad = [i for i in order if not 0 <= i < n]
+        if bad:
+            raise ValueError(f"indices must lie in 0..{n - 1}, got {bad[0]}")
+        per_image = {k: v for k, v in kwargs.items() if _is_per_image(v, n)}
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            call = dict(kwargs)
+            for key, values in per_image.items():
+                call[key] = _take(values, chunk)
+            yield self.sample(len(chunk), seed=[seeds[i] for i in chunk], output=output, **call)
 
     def prepare_conditioning(self, n: int, **kwargs: Any) -> tuple[Any, Any]:
         """(conditioning, model to sample) for ``n`` images; conditional models override this.
@@ -279,6 +368,7 @@ class Model(nn.Module):
             model = cls(config)
         state = cls.read_state_dict(directory)
         weights.check_state_dict(model, state, str(path_or_repo))
+        weights.check_finite(state, str(path_or_repo))
         model.load_state_dict(state, strict=True, assign=True)
         model._materialize_non_persistent()
         model.load_extras(directory)
@@ -302,6 +392,11 @@ class Model(nn.Module):
     ) -> Model:
         """Build the model a card describes: its weights if it names any, else a fresh model of its config."""
         source = weights_source or (card.weights.source if card.weights else None)
+        if weights_source is not None and card.weights is not None:
+            # the card's revision, file list and checksums pin its own source, not the weights given instead (a
+            # local copy, the user's training run, one weights file: read as it is, not its folder)
+            update = {"source": os.fspath(weights_source), "files": [], "sha256": {}, "revision": None}
+            card = card.model_copy(update={"weights": card.weights.model_copy(update=update)})
         if source is None:
             try:
                 model = cls(card.config)

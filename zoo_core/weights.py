@@ -8,13 +8,15 @@ Sources:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import importlib.util
 import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,80 @@ def load_safetensors(
         raise WeightsError(f"Could not read safetensors file {os.fspath(path)!r}: {exc}") from None
 
 
+def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A state dict from one file: safetensors, or a ``.bin``/``.pt``/``.pth`` read with ``weights_only=True``."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path)
+    state = load_torch_checkpoint(path)
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    return dict(state)
+
+
+def _pickle_bytes(path: str) -> list[bytes]:
+    """The pickles of a torch checkpoint: ``data.pkl`` of the zip format, or the legacy file's stream."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return [archive.read(n) for n in archive.namelist() if n.endswith("data.pkl")]
+    with open(path, "rb") as handle:
+        return [handle.read()]
+
+
+def unsafe_globals(path: str | os.PathLike[str]) -> list[str]:
+    """The globals (``module.name``) a torch checkpoint's pickle imports that ``torch.load(weights_only=True)``
+    does not allow, read from the pickle's opcodes without running it (so it does not depend on torch's wording)."""
+    import io
+    import pickletools
+
+    from torch import _weights_only_unpickler as safe  # the allow-list torch.load(weights_only=True) applies
+
+    allowed = set(safe._get_allowed_globals())
+    allowed |= {
+        f"{g.__module__}.{g.__name__}"
+        for g in torch.serialization.get_safe_globals()
+        if hasattr(g, "__name__")
+    }
+    found: list[str] = []
+    for data in _pickle_bytes(os.fspath(path)):
+        stream = io.BytesIO(data)
+        while stream.tell() < len(data):
+            strings: list[str] = []  # recent string pushes and memo gets: STACK_GLOBAL's module and name
+            memo: dict[int, Any] = {}
+            try:
+                for op, arg, _ in pickletools.genops(stream):
+                    if op.name == "GLOBAL":
+                        found.append(str(arg).replace(" ", ".", 1))
+                    elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        found.append(f"{strings[-2]}.{strings[-1]}")
+                    elif isinstance(arg, str) and "UNICODE" in op.name:
+                        strings.append(arg)
+                    elif op.name == "MEMOIZE":
+                        memo[len(memo)] = strings[-1] if strings else None
+                    elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                        memo[int(arg)] = strings[-1] if strings else None
+                    elif op.name in ("BINGET", "LONG_BINGET", "GET") and isinstance(memo.get(int(arg)), str):
+                        strings.append(memo[int(arg)])
+            except Exception:  # not (or no longer) a pickle: what was read so far counts
+                break
+    return [g for g in dict.fromkeys(found) if g not in allowed]
+
+
+def code_execution_message(name: str, needed: str | None) -> str:
+    what = f"it calls {needed}" if needed else "it names Python objects beyond tensors and plain containers"
+    return (
+        f"Refused to load {name!r}: it is a pickle that needs code to load ({what}); unpickling it would be code "
+        "execution, not reading weights. "
+        "zoo reads .pt/.pth/.bin files only with torch.load(weights_only=True), which never runs code from the "
+        "file. Use safetensors weights, convert an official checkpoint with its converter (`zoo convert "
+        "<converter> FILE OUT`), or re-save its tensors as safetensors where the file was made."
+    )
+
+
 def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
     """Read a ``.bin``/``.pth``/``.pt`` with ``weights_only=True``: tensors and plain containers, never code."""
     import pickle
@@ -151,14 +227,15 @@ def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(name, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        needed = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if needed:
-            raise WeightsError(
-                f"{name!r} is a pickle that needs code to load (it references {needed.group(1)}). zoo reads "
-                ".pt/.pth/.bin files only with torch.load(weights_only=True), which never runs code from the file. "
-                "Convert an official checkpoint with its converter (`zoo convert <converter> FILE OUT`), or re-save "
-                "its tensors as safetensors where the file was made."
-            ) from None
+        try:
+            unsafe = unsafe_globals(name)
+        except Exception:
+            unsafe = []
+        if not unsafe:  # torch's own words, as a fallback
+            match = re.search(r"GLOBAL (\S+)", str(exc))
+            unsafe = [match.group(1)] if match else []
+        if unsafe:
+            raise WeightsError(code_execution_message(name, unsafe[0])) from None
         reason = re.search(r"WeightsUnpickler error:\s*(.+?)\s*$", str(exc), re.MULTILINE | re.DOTALL)
         detail = " ".join((reason.group(1) if reason else str(exc)).split()[:12])
         raise WeightsError(
@@ -169,6 +246,34 @@ def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
         raise WeightsError(
             f"Could not read {name!r} with torch.load(weights_only=True): {type(exc).__name__}: {exc}"
         ) from None
+
+
+#: set (``allow_nonfinite``, ``ZOO_ALLOW_NONFINITE=1``, ``zoo sample --allow-nonfinite-weights``) to load weights
+#: holding NaN or inf anyway, e.g. to debug the run that produced them
+ALLOW_NONFINITE: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_allow_nonfinite", default=False)
+
+
+@contextlib.contextmanager
+def allow_nonfinite(allow: bool = True) -> Iterator[None]:
+    token = ALLOW_NONFINITE.set(allow)
+    try:
+        yield
+    finally:
+        ALLOW_NONFINITE.reset(token)
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or inf (they would sample NaN images), naming the first bad tensor."""
+    if ALLOW_NONFINITE.get() or os.environ.get("ZOO_ALLOW_NONFINITE") == "1":
+        return
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not tensor.is_meta and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise WeightsError(
+                f"Weights in {source} hold NaN or inf: {key} has {bad} of {tensor.numel()} values non-finite (the "
+                "training run diverged, or the file is corrupt). Load them anyway to debug with "
+                "zoo.load(..., allow_nonfinite=True), ZOO_ALLOW_NONFINITE=1 or --allow-nonfinite-weights"
+            )
 
 
 def save_safetensors(

@@ -245,6 +245,11 @@ class DDPMModel(Model):
 
     @classmethod
     def read_state_dict(cls, directory: Path) -> dict[str, torch.Tensor]:
+        if directory.is_file():  # the file given, in our names or a diffusers UNet's
+            state = weights.load_state_dict_file(directory)
+            if all(k.startswith("unet.") for k in state):
+                return state
+            return {f"unet.{k}": v for k, v in rename_legacy_attention_keys(state).items()}
         folder = _directory(directory)
         if is_zoo_format(folder) or (folder / WEIGHTS_NAME).exists():
             return super().read_state_dict(folder)

@@ -417,7 +417,9 @@ class LatentTextToImageModel(Model):
 
     @classmethod
     def read_state_dict(cls, directory: Path) -> dict[str, torch.Tensor]:
-        folder = directory if directory.is_dir() else directory.parent
+        if directory.is_file():  # the file given: a whole model in our names (a pipeline is a folder)
+            return super().read_state_dict(directory)
+        folder = directory
         if is_pipeline(folder) and not (folder / WEIGHTS_NAME).is_file():
             return pipeline_state_dict(folder)
         return super().read_state_dict(directory)

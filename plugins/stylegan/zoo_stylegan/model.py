@@ -290,7 +290,7 @@ class StyleGANModel(Model):
             how = f"{OPT_IN_FLAG}=True (StyleGANModel.from_card / from_pretrained) or the environment {OPT_IN_ENV}=1"
             shown = (
                 f"{source.rstrip('/')}/{spec.files[0]}"
-                if spec is not None and len(spec.files) == 1
+                if spec is not None and len(spec.files) == 1 and not source.endswith(".pkl")
                 else source
             )
             remote = weights.is_hub_source(source)
@@ -307,6 +307,7 @@ class StyleGANModel(Model):
         pkl = _find_pickle(path, spec.files if spec else ())
         snapshot = load_snapshot(pkl, allow_pickle=True)
         model, _ = models_from_snapshot(snapshot, include_discriminator=False, source=str(pkl))
+        weights.check_finite(model.state_dict(), str(pkl))
         return model._finish_loading(card, device, dtype)
 
 
