@@ -125,7 +125,9 @@ def _old_layouts(state):
     """The keys of a file diffusers saved, in the peft layout and the two older diffusers layouts."""
     peft, processor, compatible = {}, {}, {}
     for key, value in state.items():
-        module, updown = key.removesuffix(".weight").rsplit(".lora.", 1)  # diffusers writes lora.down / lora.up
+        module, updown = key.removesuffix(".weight").rsplit(
+            ".lora.", 1
+        )  # diffusers writes lora.down / lora.up
         peft[f"{module}.lora_{'A' if updown == 'down' else 'B'}.weight"] = value
         compatible[f"{module}.lora.{updown}.weight"] = value
         attn, proj = (

@@ -23,6 +23,40 @@ def list_images(root: Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def check_image_folder(root: str | os.PathLike[str], *, min_images: int = 1) -> list[Path]:
+    """The images of a small instance folder (DreamBooth, textual inversion), every file checked to decode, so a
+    bad folder fails before any work with one message naming the files: missing or empty folders, files that
+    are neither images nor ``.txt`` captions, and images that do not open."""
+    from PIL import Image
+
+    folder = Path(root)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist or is not a directory")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    others = [p.name for p in files if p.suffix.lower() not in (*IMAGE_EXTENSIONS, ".txt")]
+    if others:
+        raise ValueError(
+            f"Image folder {str(folder)!r} holds files that are not images ({', '.join(IMAGE_EXTENSIONS)}) or "
+            f".txt captions: {', '.join(others[:5])}; move them out"
+        )
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+    broken = []
+    for path in images:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except Exception:  # PIL raises many types for a corrupt file
+            broken.append(path.name)
+    if broken:
+        raise ValueError(f"Image folder {str(folder)!r}: cannot read {', '.join(broken[:5])} as images")
+    if len(images) < min_images:
+        raise ValueError(
+            f"Image folder {str(folder)!r} has {len(images)} images ({', '.join(IMAGE_EXTENSIONS)}); "
+            f"at least {min_images} needed"
+        )
+    return images
+
+
 def load_image(path: Path, size: int, mode: Literal["RGB", "L"] = "RGB") -> torch.Tensor:
     """One image file -> float32 [C, size, size] in [-1, 1]: shorter side resized to ``size``, centre crop."""
     from PIL import Image, ImageOps
