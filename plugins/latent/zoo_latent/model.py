@@ -350,6 +350,54 @@ class LatentTextToImageModel(Model):
         kernel. Returns the controlled layer names in the order they run within one UNet call."""
         return set_attention_controller(self.unet, controller)
 
+    # -- LoRA adapters (zoo_latent.lora) -------------------------------------------------------------------------
+    def load_lora(
+        self,
+        path_or_repo: Any,
+        scale: float = 1.0,
+        *,
+        adapter_name: str | None = None,
+        weight_name: str | None = None,
+    ) -> str:
+        """Load a diffusers-format LoRA (``pytorch_lora_weights.safetensors``: ours, diffusers' training scripts',
+        the older ``unet.``/processor layouts) as an adapter active with weight ``scale``; returns its name."""
+        from zoo_latent import lora
+
+        return lora.load_lora(
+            self, path_or_repo, scale=scale, adapter_name=adapter_name, weight_name=weight_name
+        )
+
+    def set_lora_adapters(
+        self, names: str | Sequence[str], weights: float | Sequence[float] | None = None
+    ) -> None:
+        """Choose the active adapters and their weights (several at once: their deltas add up)."""
+        from zoo_latent import lora
+
+        lora.set_adapters(self, names, weights)
+
+    def fuse_lora(self) -> None:
+        """Fold the active adapters into the weights (``unfuse_lora`` undoes it)."""
+        from zoo_latent import lora
+
+        lora.fuse(self)
+
+    def unfuse_lora(self) -> None:
+        from zoo_latent import lora
+
+        lora.unfuse(self)
+
+    def unload_lora(self, adapter_name: str | None = None) -> None:
+        """Remove one adapter, or all of them: the model computes exactly what it did before loading."""
+        from zoo_latent import lora
+
+        lora.unload(self, adapter_name)
+
+    @property
+    def lora_adapters(self) -> dict[str, float]:
+        from zoo_latent import lora
+
+        return lora.adapters(self)
+
     # -- text ---------------------------------------------------------------------------------------------------
     def conditioner(self, clip_skip: int | None = None) -> CLIPTextConditioner:
         """The ``clip-text`` conditioner of this model's tokenizer and text encoder."""
