@@ -136,6 +136,8 @@ class Model(nn.Module):
     kind: ClassVar[str] = "diffusion"
     default_sampler: str | None = None
     default_steps: int | None = None
+    #: what ``save_pretrained(format=...)`` can write (zoo_core.export.FORMATS)
+    export_formats: ClassVar[tuple[str, ...]] = ("zoo",)
 
     def __init__(self, config: Config | Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -309,9 +311,27 @@ class Model(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         return {ARCH_KEY: self.architecture, **self.config.model_dump(mode="json")}
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (atomically) to ``directory``; ``from_pretrained`` reads it."""
+    def save_pretrained(
+        self, directory: str | os.PathLike[str], format: str = "zoo", variant: str | None = None
+    ) -> Path:
+        """Write the model to ``directory`` in ``format``: "zoo" (``config.json`` + ``model.safetensors``, each
+        written atomically; ``from_pretrained`` reads it), "diffusers" (a pipeline folder diffusers loads unchanged)
+        or "official" (the original code's checkpoint), where the family has one (``export_formats``). ``variant``
+        ("fp16") writes diffusers' half-precision variant files. ``zoo export`` writes a whole folder atomically."""
+        from zoo_core.export import ExportError, check_variant, unsupported_format
+
         directory = Path(directory)
+        if format not in self.export_formats:
+            raise unsupported_format(type(self).__name__, format, self.export_formats)
+        check_variant(variant)
+        if format != "zoo":
+            directory.mkdir(parents=True, exist_ok=True)
+            return self.export(directory, format, variant)
+        if variant is not None:
+            raise ExportError(
+                f"variant={variant!r} names diffusers' half-precision files: use format='diffusers', or .half() "
+                "the model before saving it in the zoo format"
+            )
         directory.mkdir(parents=True, exist_ok=True)
         weights.save_safetensors(
             self.state_dict(),
@@ -322,6 +342,13 @@ class Model(nn.Module):
         if self.card is not None:
             weights.write_json_atomic(self.card.model_dump(mode="json"), directory / CARD_NAME)
         return directory
+
+    def export(self, directory: Path, format: str, variant: str | None) -> Path:
+        """Write a format other than zoo's into the existing ``directory``; families that list more
+        ``export_formats`` implement it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} lists {format!r} in export_formats but does not write it"
+        )
 
     @classmethod
     def read_config(cls, directory: Path, overrides: Mapping[str, Any] | None = None) -> Config:

@@ -47,8 +47,12 @@ class NoiseSchedule(Config):
 
     @classmethod
     def from_diffusers(cls, config: Mapping[str, Any]) -> NoiseSchedule:
-        """Read the fields we use from a diffusers ``scheduler_config.json`` and ignore the rest."""
+        """Read the fields we use from a diffusers ``scheduler_config.json`` and ignore the rest (the fields the
+        scheduler has no parameter for are under ``_zoo_schedule`` in the folders zoo exports)."""
         fields = set(cls.model_fields)
+        extra = config.get("_zoo_schedule")
+        if isinstance(extra, Mapping):
+            config = {**extra, **config}
         return cls.parse({k: v for k, v in config.items() if k in fields and v is not None})
 
     # -- derived tensors (float64) ------------------------------------------------------------------------------

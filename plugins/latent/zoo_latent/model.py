@@ -23,11 +23,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field
 
-from zoo_core import weights
+from zoo_core import export, weights
 from zoo_core.config import Config
 from zoo_core.errors import ConfigError, WeightsError
 from zoo_core.guidance import ClassifierFreeGuidance
-from zoo_core.model import CONFIG_NAME, WEIGHTS_NAME, Model
+from zoo_core.model import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.nn import rename_legacy_attention_keys
 from zoo_core.nn.transformer import AttentionController, set_attention_controller
 from zoo_core.schedule import NoiseSchedule
@@ -138,8 +138,13 @@ def pipeline_config(directory: Path) -> LatentConfig:
     if not (directory / TOKENIZER_DIR / "tokenizer.json").is_file():
         _component_dir(directory, TOKENIZER_DIR, "vocab.json")
     scheduler = _read_json(scheduler_path)
+    extra = {}
+    guidance = _read_json(directory / MODEL_INDEX).get("_zoo_guidance_scale")  # written by our export
+    if guidance is not None:
+        extra["guidance_scale"] = guidance
     try:
         return LatentConfig(
+            **extra,
             unet=UNet2DConditionConfig.from_diffusers(_read_json(unet_path), where=str(unet_path)),
             vae=AutoencoderKLConfig.from_diffusers(_read_json(vae_path), where=str(vae_path)),
             text_encoder=CLIPTextConfig.from_transformers(_read_json(text_path), where=str(text_path)),
@@ -225,6 +230,7 @@ class LatentTextToImageModel(Model):
     kind: ClassVar[str] = "diffusion"
     default_sampler = "pndm"  # the PNDMScheduler of the published SD pipelines
     default_steps = 50
+    export_formats: ClassVar[tuple[str, ...]] = ("zoo", "diffusers")
     config: LatentConfig
 
     def __init__(self, config: LatentConfig | Mapping[str, Any] | None = None) -> None:
@@ -477,9 +483,77 @@ class LatentTextToImageModel(Model):
         if (folder / TOKENIZER_DIR).is_dir():
             self.tokenizer = CLIPTokenizer.from_pretrained(folder / TOKENIZER_DIR)
 
-    def save_pretrained(self, directory: Any) -> Path:
-        """The zoo format, plus ``tokenizer/`` (vocab.json, merges.txt) so the folder is self-contained."""
-        path = super().save_pretrained(directory)
-        if self.tokenizer is not None:
+    def save_pretrained(self, directory: Any, format: str = "zoo", variant: str | None = None) -> Path:
+        """The zoo format plus ``tokenizer/`` (vocab.json, merges.txt) so the folder is self-contained, or a
+        diffusers ``StableDiffusionPipeline`` folder with ``format="diffusers"`` (see ``export``)."""
+        path = super().save_pretrained(directory, format=format, variant=variant)
+        if format == "zoo" and self.tokenizer is not None:
             self.tokenizer.save_pretrained(path / TOKENIZER_DIR)
         return path
+
+    def export(self, directory: Path, format: str, variant: str | None) -> Path:
+        """A ``StableDiffusionPipeline`` folder: unet/, vae/ (diffusers), text_encoder/ (a transformers
+        ``CLIPTextModel``), tokenizer/, scheduler/ (the diffusers scheduler of the default sampler) and
+        model_index.json. What diffusers has no field for (the default guidance scale) rides in
+        ``model_index.json`` under ``_zoo_`` keys, which diffusers skips, and the card beside it."""
+        if self.tokenizer is None:
+            raise WeightsError(
+                f"{type(self).__name__} has no tokenizer to export: a StableDiffusionPipeline needs tokenizer/ "
+                "(set model.tokenizer, or load the model from a folder that has one)"
+            )
+        state = self.state_dict()
+
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+        dtype = "float16" if variant == "fp16" else "bfloat16" if variant == "bf16" else "float32"
+        export.write_component(
+            directory / "unet",
+            export.diffusers_config("UNet2DConditionModel", self.config.unet.model_dump(mode="json")),
+            part("unet"),
+            variant=variant,
+        )
+        export.write_component(
+            directory / "vae",
+            export.diffusers_config("AutoencoderKL", self.config.vae.model_dump(mode="json")),
+            part("vae"),
+            variant=variant,
+        )
+        text_config = {
+            "architectures": ["CLIPTextModel"],
+            "model_type": "clip_text_model",
+            **self.config.text_encoder.model_dump(mode="json"),
+            "bos_token_id": self.tokenizer.bos_token_id,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "dtype": dtype,
+        }
+        export.write_component(
+            directory / "text_encoder",
+            text_config,
+            part("text_encoder"),
+            weights_name=export.TRANSFORMERS_WEIGHTS,
+            variant=variant,
+        )
+        self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+        sampler = self.default_sampler
+        export.write_scheduler(directory / "scheduler", self.schedule, self.prediction_type, sampler)
+        scheduler_class = export.SCHEDULERS.get(sampler or "ddpm", export.SCHEDULERS["ddpm"])[0]
+        export.write_model_index(
+            directory,
+            "StableDiffusionPipeline",
+            {
+                "unet": ("diffusers", "UNet2DConditionModel"),
+                "vae": ("diffusers", "AutoencoderKL"),
+                "text_encoder": ("transformers", "CLIPTextModel"),
+                "tokenizer": ("transformers", "CLIPTokenizer"),
+                "scheduler": ("diffusers", scheduler_class),
+                "safety_checker": (None, None),
+                "feature_extractor": (None, None),
+                "image_encoder": (None, None),
+            },
+            requires_safety_checker=False,
+            _zoo_guidance_scale=self.config.guidance_scale,
+        )
+        if self.card is not None:
+            weights.write_json_atomic(self.card.model_dump(mode="json"), directory / CARD_NAME)
+        return directory
