@@ -177,6 +177,19 @@ def test_prior_preservation_loss_is_instance_plus_lambda_class(tmp_path, instanc
         base.text_encoder.text_model.embeddings.token_embedding.weight,
     )
     assert state.step == 2
+    # the same folder is a diffusers pipeline with the fine-tuned UNet
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(
+        tmp_path / "run" / "model", safety_checker=None, requires_safety_checker=False
+    )
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, trained.unet.config.in_channels, 8, 8, generator=g)
+    states = torch.randn(1, 77, trained.text_encoder.config.hidden_size, generator=g)
+    with torch.no_grad():
+        ours = trained.unet(x, torch.tensor([300]), states)
+        theirs = pipe.unet(x, torch.tensor([300]), states).sample
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
 
 
 def test_without_class_prompt_there_is_no_prior_term(tmp_path, instances):

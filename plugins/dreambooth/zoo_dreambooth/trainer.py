@@ -378,6 +378,7 @@ class DreamBoothTrainer(Trainer):
             info.update(rank=c.rank, lora_alpha=c.lora_alpha or c.rank, targets=c.lora_targets)
             (directory / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
             return path.parent
-        self._model.save_pretrained(directory)
+        # A diffusers pipeline folder: StableDiffusionPipeline.from_pretrained and zoo.load both read it.
+        self._model.save_pretrained(directory, format="diffusers")
         (directory / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         return directory
