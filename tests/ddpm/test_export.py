@@ -95,12 +95,3 @@ def test_fp16_variant(ddpm, tmp_path):
     assert back.dtype == torch.float32
     assert torch.equal(back.unet.conv_in.weight, ddpm.unet.conv_in.weight.half().float())
 
-
-def test_gan_families_have_no_diffusers_export(tmp_path):
-    from zoo_core.export import ExportError
-
-    for name in ("ddgan", "stylegan"):
-        model = zoo.load(name)
-        with pytest.raises(ExportError, match="no diffusers equivalent.*exported as: zoo, official"):
-            model.save_pretrained(tmp_path / name, format="diffusers")
-        assert not (tmp_path / name).exists()
