@@ -19,17 +19,23 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field
 
-from zoo_core import weights
+from zoo_core import export, weights
 from zoo_core.conditioner import labels_for_batch, pop_labels
 from zoo_core.config import Config
 from zoo_core.errors import ConfigError, WeightsError
-from zoo_core.model import ARCH_KEY, CONFIG_NAME, WEIGHTS_NAME, Model
+from zoo_core.model import ARCH_KEY, CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.nn import rename_legacy_attention_keys
 from zoo_core.schedule import NoiseSchedule
 from zoo_core.seeding import GeneratorLike
 from zoo_ddpm.unet import UNet2D, UNet2DConfig
 
-DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+#: in order of preference: safetensors first, full precision first (fp16 variant files load as float32)
+DIFFUSERS_WEIGHTS = (
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.bin",
+    "diffusion_pytorch_model.fp16.bin",
+)
 SCHEDULER_CONFIG = "scheduler_config.json"
 
 #: google/ddpm-cifar10-32: the paper's CIFAR-10 network (35.7M parameters) in diffusers' terms.
@@ -152,6 +158,7 @@ def diffusers_state_dict(directory: Path) -> dict[str, torch.Tensor]:
         state = weights.load_torch_checkpoint(path)
         if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise WeightsError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
     return rename_legacy_attention_keys(state)
 
 
@@ -163,6 +170,7 @@ class DDPMModel(Model):
     kind: ClassVar[str] = "diffusion"
     default_sampler = "ddpm"
     default_steps = 1000
+    export_formats: ClassVar[tuple[str, ...]] = ("zoo", "diffusers")
     config: DDPMConfig
 
     def __init__(self, config: DDPMConfig | Mapping[str, Any] | None = None) -> None:
@@ -254,3 +262,24 @@ class DDPMModel(Model):
         if is_zoo_format(folder) or (folder / WEIGHTS_NAME).exists():
             return super().read_state_dict(folder)
         return {f"unet.{k}": v for k, v in diffusers_state_dict(folder).items()}
+
+    def export(self, directory: Path, format: str, variant: str | None) -> Path:
+        """A ``DDPMPipeline`` folder: ``unet/`` (a diffusers ``UNet2DModel``), ``scheduler/`` (the schedule as a
+        ``DDPMScheduler`` config, which ``DDIMPipeline`` converts to DDIM on loading) and ``model_index.json``; the
+        card beside them keeps zoo's sampler defaults."""
+        state = {k.removeprefix("unet."): v for k, v in self.state_dict().items()}
+        export.write_component(
+            directory / "unet",
+            export.diffusers_config("UNet2DModel", self.config.unet.to_diffusers()),
+            state,
+            variant=variant,
+        )
+        export.write_scheduler(directory / "scheduler", self.schedule, self.prediction_type, "ddpm")
+        export.write_model_index(
+            directory,
+            "DDPMPipeline",
+            {"unet": ("diffusers", "UNet2DModel"), "scheduler": ("diffusers", "DDPMScheduler")},
+        )
+        if self.card is not None:
+            weights.write_json_atomic(self.card.model_dump(mode="json"), directory / CARD_NAME)
+        return directory
