@@ -55,3 +55,7 @@ class ChecksumError(WeightsError):
 
 class SamplerError(ZooError, ValueError):
     """A sampler asked to run a model it does not support, or with bad arguments."""
+
+
+class UnverifiedWeightsWarning(UserWarning):
+    """Weights given in place of a card's own (a local copy, a fine-tune) load without the card's checksums."""

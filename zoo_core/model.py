@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -20,7 +21,7 @@ from torch import nn
 
 from zoo_core import weights
 from zoo_core.config import Config
-from zoo_core.errors import ConfigError, WeightsError
+from zoo_core.errors import ConfigError, UnverifiedWeightsWarning, WeightsError
 from zoo_core.hardware import FastPath, choose_fast_path
 from zoo_core.seeding import Seed, make_generator
 
@@ -422,6 +423,13 @@ class Model(nn.Module):
         if weights_source is not None and card.weights is not None:
             # the card's revision, file list and checksums pin its own source, not the weights given instead (a
             # local copy, the user's training run, one weights file: read as it is, not its folder)
+            if card.weights.sha256:
+                warnings.warn(
+                    f"{os.fspath(weights_source)}: checksums not checked (the card {card.name!r} pins its "
+                    "published files, not a local copy); loading it as it is",
+                    UnverifiedWeightsWarning,
+                    stacklevel=3,
+                )
             update = {"source": os.fspath(weights_source), "files": [], "sha256": {}, "revision": None}
             card = card.model_copy(update={"weights": card.weights.model_copy(update=update)})
         if source is None:

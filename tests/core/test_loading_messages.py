@@ -106,3 +106,17 @@ def test_zoo_sample_reports_nan_weights_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "NaN or inf" in err and "--allow-nonfinite-weights" in err
     assert not (tmp_path / "d").exists()
+
+
+def test_a_local_copy_of_a_pinned_card_loads_with_a_warning_not_a_checksum_error(tmp_path):
+    """The card's sha256 pins its published files; the user's own fine-tuned weights load, with a warning."""
+    from zoo_core.errors import UnverifiedWeightsWarning
+
+    model = zoo.load("ddpm")
+    tuned = {k: v * 1.01 if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    model.load_state_dict(tuned)
+    model.save_pretrained(tmp_path)
+    with pytest.warns(UnverifiedWeightsWarning, match="checksums not checked"):
+        loaded = zoo.load("ddpm", weights=tmp_path)
+    key = next(k for k, v in tuned.items() if v.is_floating_point())
+    assert torch.equal(loaded.state_dict()[key], tuned[key])
