@@ -25,10 +25,7 @@ from zoo_core.samplers.common import (
     Run,
     check_init,
     check_spacing,
-    clip_x0,
-    resolve_clip,
     start_index,
-    to_x0_eps,
 )
 from zoo_core.schedule import NoiseSchedule, karras_sigmas, linspace, trailing_timesteps
 
@@ -104,14 +101,12 @@ class DPMSolverMultistepSampler(DiffusionSampler):
         *,
         use_karras_sigmas: bool | None = None,
         timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
         schedule = run.schedule
         spacing = check_spacing(self.name, timestep_spacing or schedule.timestep_spacing)
         karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
-        clip = resolve_clip(self.name, schedule, clip_sample)
         timesteps, sigmas = dpm_solver_timesteps(schedule, steps, spacing, karras)
         start = start_index(self.name, steps, strength, init)
 
@@ -123,8 +118,7 @@ class DPMSolverMultistepSampler(DiffusionSampler):
         previous: torch.Tensor | None = None
         for i in run.steps(range(start, steps), total=steps - start):
             alpha, s, _ = _alpha_sigma_lambda(sigmas[i])
-            x0, _ = to_x0_eps(run.predict(x, timesteps[i]), x, alpha, s, run.prediction_type)
-            x0 = clip_x0(x0, clip, schedule.clip_sample_range)
+            x0 = run.denoise(x, timesteps[i], alpha, s).x0
             second_order = previous is not None and i < steps - 1
             x = dpm_solver_update(
                 x,

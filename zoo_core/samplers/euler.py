@@ -23,7 +23,6 @@ from zoo_core.samplers.common import (
     ancestral_sigmas,
     check_eta,
     plan_sigma_sampling,
-    ve_predict,
 )
 
 
@@ -41,16 +40,15 @@ class EulerSampler(DiffusionSampler):
         *,
         use_karras_sigmas: bool | None = None,
         timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
-        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
-            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
+        timesteps, sigmas, start, x = plan_sigma_sampling(
+            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, init, strength
         )
         for i in run.steps(range(start, steps), total=steps - start):
-            x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
-            x = x + (x - x0) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+            d = run.denoise_ve(x, timesteps[i], sigmas[i]).derivative(x, sigmas[i])
+            x = x + d * (sigmas[i + 1] - sigmas[i])
             run.step_done(i - start, timesteps[i], x)
         return x
 
@@ -72,18 +70,17 @@ class EulerAncestralSampler(DiffusionSampler):
         eta: float = 1.0,
         use_karras_sigmas: bool | None = None,
         timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
         eta = check_eta(self.name, eta)
-        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
-            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
+        timesteps, sigmas, start, x = plan_sigma_sampling(
+            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, init, strength
         )
         for i in run.steps(range(start, steps), total=steps - start):
-            x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
+            d = run.denoise_ve(x, timesteps[i], sigmas[i]).derivative(x, sigmas[i])
             down, up = ancestral_sigmas(sigmas[i], sigmas[i + 1], eta)
-            x = x + (x - x0) / sigmas[i] * (down - sigmas[i])
+            x = x + d * (down - sigmas[i])
             if up > 0:
                 x = x + up * run.noise_like(x)
             run.step_done(i - start, timesteps[i], x)

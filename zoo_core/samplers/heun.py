@@ -19,7 +19,6 @@ from zoo_core.samplers.common import (
     DiffusionSampler,
     Run,
     plan_sigma_sampling,
-    ve_predict,
 )
 
 
@@ -37,21 +36,20 @@ class HeunSampler(DiffusionSampler):
         *,
         use_karras_sigmas: bool | None = None,
         timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
-        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
-            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
+        timesteps, sigmas, start, x = plan_sigma_sampling(
+            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, init, strength
         )
         for i in run.steps(range(start, steps), total=steps - start):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
-            d = (x - ve_predict(run, x, timesteps[i], sigma, clip)) / sigma
+            d = run.denoise_ve(x, timesteps[i], sigma).derivative(x, sigma)
             x_euler = x + d * (sigma_next - sigma)
             if sigma_next == 0:
                 x = x_euler
             else:
-                d_next = (x_euler - ve_predict(run, x_euler, timesteps[i + 1], sigma_next, clip)) / sigma_next
+                d_next = run.denoise_ve(x_euler, timesteps[i + 1], sigma_next).derivative(x_euler, sigma_next)
                 x = x + (d + d_next) / 2 * (sigma_next - sigma)
             run.step_done(i - start, timesteps[i], x)
         return x
