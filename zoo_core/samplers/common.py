@@ -250,26 +250,6 @@ def karras_ve_schedule(
     return t.float().tolist(), sigma_list, init_sigma
 
 
-def plan_sigma_sampling(
-    sampler: str,
-    run: Run,
-    noise: torch.Tensor,
-    steps: int,
-    use_karras_sigmas: bool | None,
-    timestep_spacing: str | None,
-    init: torch.Tensor | None,
-    strength: float | None,
-) -> tuple[list[float], list[float], int, torch.Tensor]:
-    """What the sigma-space samplers (Euler, Euler-ancestral, Heun) share: (timesteps, sigmas, first step,
-    starting x), with their options defaulting to the model's schedule."""
-    schedule = run.schedule
-    spacing = check_spacing(sampler, timestep_spacing or schedule.timestep_spacing)
-    karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
-    timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
-    start = start_index(sampler, steps, strength, init)
-    return timesteps, sigmas, start, ve_start(noise, sigmas, init_sigma, start, init)
-
-
 def ve_start(
     noise: torch.Tensor, sigmas: list[float], init_sigma: float, start: int, init: torch.Tensor | None
 ) -> torch.Tensor:
