@@ -81,7 +81,6 @@ def cmd_samplers(args: argparse.Namespace) -> int:
                     "name": name,
                     "plugin": entry.plugin,
                     "kinds": list(sampler.kinds),
-                    "prediction_types": list(sampler.prediction_types),
                     "options": sorted(sampler.options),
                     "description": sampler.description,
                 }

@@ -1,8 +1,10 @@
 """The Sampler interface: one uniform call signature, no state kept between calls.
 
 A sampler turns a model (a Denoiser for diffusion-like models, a Generator for GANs) plus noise into samples in the
-model's sampling space. Samplers are plugins: any registered sampler can run any model whose kind and prediction
-type it supports, so the DDIM sampler runs a DDPM model, a latent text-to-image model, or a third party's model.
+model's sampling space. Samplers are plugins: any registered sampler runs any model of a kind it supports; for
+diffusion models the core converts between epsilon, x0 and v (``zoo_core.prediction``), so every diffusion sampler
+runs every diffusion model: DDIM runs a DDPM model, DDGAN's x0 generator, a latent text-to-image model, or a third
+party's model.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from typing import Any, ClassVar
 import torch
 
 from zoo_core.errors import SamplerError
+from zoo_core.prediction import check_prediction_type
 from zoo_core.seeding import GeneratorLike
+
+KIND_NAMES = {
+    "diffusion": "diffusion models (Denoisers, any prediction type)",
+    "gan": "GAN generators (one forward pass)",
+}
 
 # Called after every step with (step_index, timestep, current x); return value ignored.
 StepCallback = Callable[[int, Any, torch.Tensor], None]
@@ -27,36 +35,32 @@ class Sampler(ABC):
     description: ClassVar[str] = ""
     #: model kinds this sampler runs: "diffusion" (the Denoiser protocol) and/or "gan" (the Generator protocol)
     kinds: ClassVar[tuple[str, ...]] = ("diffusion",)
-    #: for diffusion models, the prediction types it understands
-    prediction_types: ClassVar[tuple[str, ...]] = ("epsilon", "sample", "v_prediction")
     #: extra keyword options ``__call__`` accepts (e.g. ``eta``); ``Model.sample`` routes these to the sampler
     options: ClassVar[frozenset[str]] = frozenset()
     #: steps when neither the call nor the card says
     default_steps: ClassVar[int | None] = 50
 
     def supports(self, model: Any) -> bool:
-        kind = getattr(model, "kind", None)
-        if kind not in self.kinds:
-            return False
-        return kind != "diffusion" or getattr(model, "prediction_type", None) in self.prediction_types
+        """Whether this sampler runs ``model``: its kind is one of ``kinds`` (for a diffusion model the core
+        converts between epsilon, x0 and v, so the prediction type never matters)."""
+        return getattr(model, "kind", None) in self.kinds
 
     def check(self, model: Any) -> None:
-        """Raise a SamplerError that names what this sampler supports when it cannot run ``model``."""
-        if self.supports(model):
-            return
+        """Raise a one-line SamplerError saying why this sampler cannot run ``model``."""
         kind = getattr(model, "kind", None)
-        what = (
-            f"a {kind!r} model"
-            if kind != "diffusion"
-            else f"a diffusion model predicting {model.prediction_type!r}"
-        )
-        supported = ", ".join(self.kinds)
-        if "diffusion" in self.kinds:
-            supported += f" (prediction types: {', '.join(self.prediction_types)})"
-        raise SamplerError(
-            f"Sampler {self.name!r} cannot run {what} ({type(model).__name__}); it supports: {supported}. "
-            "Run `zoo samplers` to see which sampler fits."
-        )
+        if not self.supports(model):
+            raise SamplerError(
+                f"Sampler {self.name!r} cannot run a {kind!r} model ({type(model).__name__}): it runs "
+                f"{' and '.join(KIND_NAMES.get(k, repr(k)) for k in self.kinds)}; run `zoo samplers` to see which "
+                "sampler fits."
+            )
+        if kind == "diffusion":
+            try:
+                check_prediction_type(model.prediction_type)
+            except SamplerError as exc:
+                raise SamplerError(
+                    f"Sampler {self.name!r} cannot run {type(model).__name__}: {exc}"
+                ) from None
 
     @abstractmethod
     def __call__(

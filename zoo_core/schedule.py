@@ -30,6 +30,10 @@ class NoiseSchedule(Config):
     trained_betas: list[float] | None = None
     clip_sample: bool = False
     clip_sample_range: float = 1.0
+    #: dynamic thresholding of x0 (Imagen; diffusers' ``thresholding``): pixel models only, overrides clip_sample
+    thresholding: bool = False
+    dynamic_thresholding_ratio: float = Field(0.995, gt=0, le=1)
+    sample_max_value: float = Field(1.0, ge=1)
     variance_type: Literal[
         "fixed_small", "fixed_large", "fixed_small_log", "fixed_large_log", "learned_range"
     ] = "fixed_small"

@@ -70,7 +70,8 @@ def test_plugins_exit_code_reports_a_broken_plugin(tmp_path, monkeypatch):
 def test_samplers_lists_kinds_and_options():
     rows = {r["name"]: r for r in json.loads(zoo("samplers", "--json").stdout)}
     assert rows["gan"]["kinds"] == ["gan"] and "truncation_psi" in rows["gan"]["options"]
-    assert rows["pc"]["plugin"] == "example" and rows["pc"]["options"] == ["corrector_steps", "snr"]
+    assert rows["pc"]["plugin"] == "example"
+    assert rows["pc"]["options"] == ["clip_sample", "corrector_steps", "init", "snr", "strength"]
     assert "pc" in zoo("samplers").stdout
 
 
@@ -113,7 +114,10 @@ def test_sample_writes_a_png_grid(tmp_path):
     ("args", "message"),
     [
         (["--sampler", "pcc"], "Unknown sampler 'pcc'. Did you mean 'pc'?"),
-        (["--sampler", "gan"], "Sampler 'gan' cannot run a diffusion model predicting 'epsilon'"),
+        (
+            ["--sampler", "gan"],
+            "Sampler 'gan' cannot run a 'diffusion' model (GaussianDiffusionModel): it runs GAN generators",
+        ),
         (["--set", "snr=-1"], "snr > 0"),
         (["--set", "colour=1"], "unexpected arguments ['colour']"),
     ],

@@ -7,13 +7,14 @@ from typing import Any
 import pytest
 import torch
 from ddgan_helpers import fixture_model, io
+from sampler_toys import ToyDenoiser
 from zoo_ddgan.sampler import DDGANSampler
 
 from zoo_core.api import get_sampler
 from zoo_core.errors import SamplerError
 from zoo_core.samplers.common import Run
 from zoo_core.schedule import NoiseSchedule
-from zoo_core.seeding import randn
+from zoo_core.seeding import make_generator, randn
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +143,23 @@ def test_more_steps_than_T_is_a_clear_error(model):
         model.sample(1, seed=0, steps=5)
 
 
-def test_registered_and_refuses_epsilon_models():
+def test_runs_an_epsilon_model_as_ddpm_posterior_sampling():
+    """The core converts eps to x0, so DDGAN's posterior sampler on an epsilon model is DDPM's ancestral sampler
+    with the posterior variance on the same (trailing) timesteps."""
     sampler = get_sampler("ddgan")
     assert isinstance(sampler, DDGANSampler)
-    eps_model = ToyX0Model(NoiseSchedule(num_train_timesteps=4))
-    eps_model.prediction_type = "epsilon"
-    with pytest.raises(SamplerError, match="sample"):
-        sampler(eps_model, (1, 2, 3, 3), steps=4)
+    model = ToyDenoiser("epsilon", NoiseSchedule(num_train_timesteps=40), dtype=torch.float64)
+    for steps in (4, 40):
+        ours = sampler(model, (3, 2, 4, 4), steps=steps, generator=make_generator([1, 2, 3], 3))
+        ddpm = get_sampler("ddpm")(
+            model,
+            (3, 2, 4, 4),
+            steps=steps,
+            generator=make_generator([1, 2, 3], 3),
+            variance_type="fixed_small",
+            timestep_spacing="trailing",
+        )
+        torch.testing.assert_close(ours, ddpm, rtol=1e-7, atol=1e-9)  # exp(log var / 2) vs sqrt(var)
 
 
 def test_x_T_replaces_the_starting_noise(model):

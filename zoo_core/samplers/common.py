@@ -13,11 +13,13 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from zoo_core.errors import SamplerError
+from zoo_core.prediction import NO_CLIPPING, Clipping, Prediction, check_prediction_type, to_x0_eps
 from zoo_core.sampler import Sampler, StepCallback
 from zoo_core.schedule import NoiseSchedule, karras_sigmas, linspace, trailing_timesteps
 from zoo_core.seeding import GeneratorLike, randn
 
 T = TypeVar("T")
+__all__ = ["DiffusionSampler", "Prediction", "Run", "to_x0_eps"]
 
 #: options every diffusion sampler accepts: img2img start and x0 clipping
 COMMON_OPTIONS = frozenset({"init", "strength", "clip_sample"})
@@ -55,7 +57,10 @@ class DiffusionSampler(Sampler):
             )
         schedule: NoiseSchedule = model.schedule
         steps = check_steps(self.name, steps, self.default_steps, schedule.num_train_timesteps)
-        run = Run(self.name, model, cond, generator, callback, progress, working_dtype(model, x_T))
+        clip_option = options.pop("clip_sample", None)
+        clipping = resolve_clipping(self.name, schedule, clip_option)
+        run = Run(self.name, model, cond, generator, callback, progress, working_dtype(model, x_T), clipping)
+        run.clip_option = clip_option
         noise = run.initial_noise(shape, x_T)
         return self.sample(run, noise, steps, **options)
 
@@ -75,11 +80,14 @@ class Run:
         callback: StepCallback | None,
         progress: bool,
         dtype: torch.dtype,
+        clipping: Clipping = NO_CLIPPING,
     ) -> None:
         self.sampler, self.model, self.cond, self.generator = sampler, model, cond, generator
-        self.callback, self.progress, self.dtype = callback, progress, dtype
+        self.callback, self.progress, self.dtype, self.clipping = callback, progress, dtype, clipping
         self.schedule: NoiseSchedule = model.schedule
-        self.prediction_type: str = model.prediction_type
+        self.prediction_type: str = check_prediction_type(model.prediction_type)
+        self.alphas_cumprod: list[float] = self.schedule.alphas_cumprod.tolist()
+        self.clip_option: bool | None = None  # clip_sample as the call gave it (None: the schedule's)
         self.device = torch.device(getattr(model, "device", "cpu"))
         self.model_dtype = getattr(model, "dtype", dtype)
 
@@ -107,6 +115,30 @@ class Run:
         t_batch = torch.full((x_t.shape[0],), value, dtype=dtype, device=x_t.device)
         out = self.model.predict(x_t.to(self.model_dtype), t_batch, self.cond, self.generator)
         return out.to(self.dtype)
+
+    def denoise(
+        self,
+        x_t: torch.Tensor,
+        t: float | int | torch.Tensor,
+        alpha: float,
+        sigma: float,
+        fractional: bool = False,
+    ) -> Prediction:
+        """One network evaluation at x_t = alpha x0 + sigma eps, readable as x0 / eps / v (the core converts)."""
+        return Prediction(
+            self.predict(x_t, t, fractional), x_t, alpha, sigma, self.prediction_type, self.clipping
+        )
+
+    def denoise_at(self, x_t: torch.Tensor, t: int) -> Prediction:
+        """``denoise`` at training timestep t: alpha = sqrt(a_t), sigma = sqrt(1 - a_t)."""
+        a_t = self.alphas_cumprod[t]
+        return self.denoise(x_t, t, a_t**0.5, (1 - a_t) ** 0.5)
+
+    def denoise_ve(self, x: torch.Tensor, t: float, sigma: float) -> Prediction:
+        """``denoise`` of the variance-exploding x = x0 + sigma eps: the network sees x / sqrt(1 + sigma^2) at the
+        (fractional) timestep t of sigma; ``derivative(x, sigma)`` is then the probability-flow dx/dsigma."""
+        alpha = (1 + sigma**2) ** -0.5
+        return self.denoise(x * alpha, t, alpha, sigma * alpha, fractional=True)
 
     def steps(self, items: Iterable[T], total: int | None = None) -> Iterator[T]:
         return progress_bar(items, self.progress, desc=self.sampler, total=total)
@@ -167,35 +199,18 @@ def working_dtype(model: Any, x_T: torch.Tensor | None = None) -> torch.dtype:
 
 
 # -- maths --------------------------------------------------------------------------------------------------------
-def to_x0_eps(
-    output: torch.Tensor, x_t: torch.Tensor, alpha: float, sigma: float, prediction_type: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x0_hat, eps_hat) from a network output, where x_t = alpha x0 + sigma eps (alpha^2 + sigma^2 = 1).
-
-    epsilon: eps = out, x0 = (x_t - sigma eps) / alpha;  sample: x0 = out, eps = (x_t - alpha x0) / sigma;
-    v_prediction (v = alpha eps - sigma x0): x0 = alpha x_t - sigma v, eps = alpha v + sigma x_t.
-    """
-    if prediction_type == "epsilon":
-        return (x_t - sigma * output) / alpha, output
-    if prediction_type == "sample":
-        return output, (x_t - alpha * output) / sigma
-    if prediction_type == "v_prediction":
-        return alpha * x_t - sigma * output, alpha * output + sigma * x_t
-    raise SamplerError(f"prediction_type must be epsilon, sample or v_prediction, got {prediction_type!r}")
-
-
-def clip_x0(x0: torch.Tensor, enabled: bool, value: float = 1.0) -> torch.Tensor:
-    """Clamp x0_hat to [-value, value] (pixel models whose data lie in [-1, 1]); a no-op when disabled."""
-    return x0.clamp(-value, value) if enabled else x0
-
-
-def resolve_clip(sampler: str, schedule: NoiseSchedule, clip: bool | None) -> bool:
-    """The ``clip_sample`` option, defaulting to the model's schedule (as the checkpoint was published)."""
-    if clip is None:
-        return schedule.clip_sample
-    if not isinstance(clip, bool):
+def resolve_clipping(sampler: str, schedule: NoiseSchedule, clip: bool | None) -> Clipping:
+    """The x0 clipping of a call: the ``clip_sample`` option, defaulting to the model's schedule (as the checkpoint
+    was published), with the schedule's range and dynamic thresholding."""
+    if clip is not None and not isinstance(clip, bool):
         raise SamplerError(f"Sampler {sampler!r}: clip_sample must be true or false, got {clip!r}")
-    return clip
+    return Clipping(
+        clip=schedule.clip_sample if clip is None else clip,
+        clip_range=schedule.clip_sample_range,
+        thresholding=schedule.thresholding,
+        threshold_ratio=schedule.dynamic_thresholding_ratio,
+        sample_max_value=schedule.sample_max_value,
+    )
 
 
 def ancestral_sigmas(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tuple[float, float]:
@@ -233,36 +248,6 @@ def karras_ve_schedule(
     sigma_max = max(sigma_list)
     init_sigma = sigma_max if spacing in ("linspace", "trailing") else (sigma_max**2 + 1) ** 0.5
     return t.float().tolist(), sigma_list, init_sigma
-
-
-def plan_sigma_sampling(
-    sampler: str,
-    run: Run,
-    noise: torch.Tensor,
-    steps: int,
-    use_karras_sigmas: bool | None,
-    timestep_spacing: str | None,
-    clip_sample: bool | None,
-    init: torch.Tensor | None,
-    strength: float | None,
-) -> tuple[list[float], list[float], bool, int, torch.Tensor]:
-    """What the sigma-space samplers (Euler, Euler-ancestral, Heun) share: (timesteps, sigmas, clip, first step,
-    starting x), with their options defaulting to the model's schedule."""
-    schedule = run.schedule
-    spacing = check_spacing(sampler, timestep_spacing or schedule.timestep_spacing)
-    karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
-    clip = resolve_clip(sampler, schedule, clip_sample)
-    timesteps, sigmas, init_sigma = karras_ve_schedule(schedule, steps, spacing, karras)
-    start = start_index(sampler, steps, strength, init)
-    return timesteps, sigmas, clip, start, ve_start(noise, sigmas, init_sigma, start, init)
-
-
-def ve_predict(run: Run, x: torch.Tensor, t: float, sigma: float, clip: bool) -> torch.Tensor:
-    """x0_hat from a network that sees the variance-preserving x / sqrt(1 + sigma^2) at (fractional) timestep t."""
-    alpha = (1 + sigma**2) ** -0.5
-    x_t = x * alpha
-    x0, _ = to_x0_eps(run.predict(x_t, t, fractional=True), x_t, alpha, sigma * alpha, run.prediction_type)
-    return clip_x0(x0, clip, run.schedule.clip_sample_range)
 
 
 def ve_start(

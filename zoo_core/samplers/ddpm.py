@@ -22,10 +22,7 @@ from zoo_core.samplers.common import (
     DiffusionSampler,
     Run,
     check_init,
-    clip_x0,
-    resolve_clip,
     start_index,
-    to_x0_eps,
     visited_timesteps,
 )
 
@@ -58,7 +55,6 @@ class DDPMSampler(DiffusionSampler):
         *,
         variance_type: str | None = None,
         timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
@@ -69,7 +65,6 @@ class DDPMSampler(DiffusionSampler):
                 f"Sampler 'ddpm': variance_type must be fixed_small or fixed_large, got "
                 f"{variance_type or schedule.variance_type!r} (learned variances are not supported)"
             )
-        clip = resolve_clip(self.name, schedule, clip_sample)
         timesteps = visited_timesteps(self.name, schedule, steps, timestep_spacing)
         timesteps = timesteps[start_index(self.name, steps, strength, init) :]
         alphas_cumprod = schedule.alphas_cumprod.tolist()
@@ -82,8 +77,7 @@ class DDPMSampler(DiffusionSampler):
         for i, t in enumerate(run.steps(timesteps)):
             s = timesteps[i + 1] if i + 1 < len(timesteps) else -1
             a_t, a_s = alphas_cumprod[t], (alphas_cumprod[s] if s >= 0 else 1.0)
-            x0, _ = to_x0_eps(run.predict(x, t), x, a_t**0.5, (1 - a_t) ** 0.5, run.prediction_type)
-            x0 = clip_x0(x0, clip, schedule.clip_sample_range)
+            x0 = run.denoise_at(x, t).x0
             mean, var = posterior_step(x, x0, a_t, a_s, variance)
             x = mean + var**0.5 * run.noise_like(x) if t > 0 else mean
             run.step_done(i, t, x)

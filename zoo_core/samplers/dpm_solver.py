@@ -19,17 +19,7 @@ import math
 import torch
 
 from zoo_core.errors import SamplerError
-from zoo_core.samplers.common import (
-    COMMON_OPTIONS,
-    DiffusionSampler,
-    Run,
-    check_init,
-    check_spacing,
-    clip_x0,
-    resolve_clip,
-    start_index,
-    to_x0_eps,
-)
+from zoo_core.samplers.sigma import SigmaSampler, SigmaStep
 from zoo_core.schedule import NoiseSchedule, karras_sigmas, linspace, trailing_timesteps
 
 
@@ -90,50 +80,24 @@ def _alpha_sigma_lambda(sigma: float) -> tuple[float, float, float]:
     return alpha, sigma * alpha, -math.log(sigma)
 
 
-class DPMSolverMultistepSampler(DiffusionSampler):
+class DPMSolverMultistepSampler(SigmaSampler):
     name = "dpm++2m"
     description = "DPM-Solver++(2M) (Lu et al. 2022), optionally on Karras sigmas; 20-25 steps suffice"
-    options = COMMON_OPTIONS | {"use_karras_sigmas", "timestep_spacing"}
     default_steps = 25
+    space = "vp"
 
-    def sample(
-        self,
-        run: Run,
-        noise: torch.Tensor,
-        steps: int,
-        *,
-        use_karras_sigmas: bool | None = None,
-        timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
-        init: torch.Tensor | None = None,
-        strength: float | None = None,
-    ) -> torch.Tensor:
-        schedule = run.schedule
-        spacing = check_spacing(self.name, timestep_spacing or schedule.timestep_spacing)
-        karras = schedule.use_karras_sigmas if use_karras_sigmas is None else bool(use_karras_sigmas)
-        clip = resolve_clip(self.name, schedule, clip_sample)
-        timesteps, sigmas = dpm_solver_timesteps(schedule, steps, spacing, karras)
-        start = start_index(self.name, steps, strength, init)
+    def plan(
+        self, schedule: NoiseSchedule, steps: int, spacing: str, karras: bool
+    ) -> tuple[list, list, float]:
+        return (*dpm_solver_timesteps(schedule, steps, spacing, karras), 1.0)
 
-        x = noise
-        if init is not None:
-            alpha, s, _ = _alpha_sigma_lambda(sigmas[start])
-            x = alpha * check_init(init, noise) + s * noise
-
-        previous: torch.Tensor | None = None
-        for i in run.steps(range(start, steps), total=steps - start):
-            alpha, s, _ = _alpha_sigma_lambda(sigmas[i])
-            x0, _ = to_x0_eps(run.predict(x, timesteps[i]), x, alpha, s, run.prediction_type)
-            x0 = clip_x0(x0, clip, schedule.clip_sample_range)
-            second_order = previous is not None and i < steps - 1
-            x = dpm_solver_update(
-                x,
-                x0,
-                previous if second_order else None,
-                sigmas[i],
-                sigmas[i + 1],
-                sigmas[i - 1] if second_order else None,
-            )
-            previous = x0
-            run.step_done(i - start, timesteps[i], x)
-        return x
+    def step(self, s: SigmaStep) -> torch.Tensor:
+        second_order = s.previous is not None and not s.last
+        return dpm_solver_update(
+            s.x,
+            s.denoised.x0,
+            s.previous.x0 if second_order else None,
+            s.sigma,
+            s.sigma_next,
+            s.sigma_prev if second_order else None,
+        )

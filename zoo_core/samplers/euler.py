@@ -14,77 +14,35 @@ by the initial sigma. The callback receives the variance-exploding x (diffusers'
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from zoo_core.samplers.common import (
-    COMMON_OPTIONS,
-    DiffusionSampler,
-    Run,
-    ancestral_sigmas,
-    check_eta,
-    plan_sigma_sampling,
-    ve_predict,
-)
+from zoo_core.samplers.common import ancestral_sigmas, check_eta
+from zoo_core.samplers.sigma import SigmaSampler, SigmaStep
 
 
-class EulerSampler(DiffusionSampler):
+class EulerSampler(SigmaSampler):
     name = "euler"
     description = "Euler steps of the probability-flow ODE in sigma (Karras et al. 2022), deterministic"
-    options = COMMON_OPTIONS | {"use_karras_sigmas", "timestep_spacing"}
     default_steps = 50
 
-    def sample(
-        self,
-        run: Run,
-        noise: torch.Tensor,
-        steps: int,
-        *,
-        use_karras_sigmas: bool | None = None,
-        timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
-        init: torch.Tensor | None = None,
-        strength: float | None = None,
-    ) -> torch.Tensor:
-        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
-            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
-        )
-        for i in run.steps(range(start, steps), total=steps - start):
-            x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
-            x = x + (x - x0) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
-            run.step_done(i - start, timesteps[i], x)
-        return x
+    def step(self, s: SigmaStep) -> torch.Tensor:
+        return s.x + s.derivative() * (s.sigma_next - s.sigma)
 
 
-class EulerAncestralSampler(DiffusionSampler):
+class EulerAncestralSampler(SigmaSampler):
     name = "euler-a"
     description = (
         "Euler-ancestral: Euler to sigma_down plus fresh noise sigma_up (eta scales it; 1 = default)"
     )
-    options = COMMON_OPTIONS | {"eta", "use_karras_sigmas", "timestep_spacing"}
+    options = SigmaSampler.options | {"eta"}
     default_steps = 50
 
-    def sample(
-        self,
-        run: Run,
-        noise: torch.Tensor,
-        steps: int,
-        *,
-        eta: float = 1.0,
-        use_karras_sigmas: bool | None = None,
-        timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
-        init: torch.Tensor | None = None,
-        strength: float | None = None,
-    ) -> torch.Tensor:
-        eta = check_eta(self.name, eta)
-        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
-            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
-        )
-        for i in run.steps(range(start, steps), total=steps - start):
-            x0 = ve_predict(run, x, timesteps[i], sigmas[i], clip)
-            down, up = ancestral_sigmas(sigmas[i], sigmas[i + 1], eta)
-            x = x + (x - x0) / sigmas[i] * (down - sigmas[i])
-            if up > 0:
-                x = x + up * run.noise_like(x)
-            run.step_done(i - start, timesteps[i], x)
-        return x
+    def parse_options(self, eta: float = 1.0) -> dict[str, Any]:
+        return {"eta": check_eta(self.name, eta)}
+
+    def step(self, s: SigmaStep, eta: float) -> torch.Tensor:
+        down, up = ancestral_sigmas(s.sigma, s.sigma_next, eta)
+        x = s.x + s.derivative() * (down - s.sigma)
+        return x + up * s.run.noise_like(x) if up > 0 else x

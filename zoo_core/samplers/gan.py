@@ -18,7 +18,6 @@ class GANSampler(Sampler):
     name = "gan"
     description = "one forward pass of a generator: z ~ N(0, I) -> G(z, c)"
     kinds = ("gan",)
-    prediction_types = ()
     options = frozenset({"truncation_psi", "truncation_cutoff", "noise_mode", "mix_seed", "mix_layer"})
     default_steps = 1
 

@@ -14,44 +14,18 @@ from __future__ import annotations
 
 import torch
 
-from zoo_core.samplers.common import (
-    COMMON_OPTIONS,
-    DiffusionSampler,
-    Run,
-    plan_sigma_sampling,
-    ve_predict,
-)
+from zoo_core.samplers.sigma import SigmaSampler, SigmaStep
 
 
-class HeunSampler(DiffusionSampler):
+class HeunSampler(SigmaSampler):
     name = "heun"
     description = "Heun's 2nd-order ODE solver in sigma (Karras et al. 2022); 2 network calls per step"
-    options = COMMON_OPTIONS | {"use_karras_sigmas", "timestep_spacing"}
     default_steps = 25
 
-    def sample(
-        self,
-        run: Run,
-        noise: torch.Tensor,
-        steps: int,
-        *,
-        use_karras_sigmas: bool | None = None,
-        timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
-        init: torch.Tensor | None = None,
-        strength: float | None = None,
-    ) -> torch.Tensor:
-        timesteps, sigmas, clip, start, x = plan_sigma_sampling(
-            self.name, run, noise, steps, use_karras_sigmas, timestep_spacing, clip_sample, init, strength
-        )
-        for i in run.steps(range(start, steps), total=steps - start):
-            sigma, sigma_next = sigmas[i], sigmas[i + 1]
-            d = (x - ve_predict(run, x, timesteps[i], sigma, clip)) / sigma
-            x_euler = x + d * (sigma_next - sigma)
-            if sigma_next == 0:
-                x = x_euler
-            else:
-                d_next = (x_euler - ve_predict(run, x_euler, timesteps[i + 1], sigma_next, clip)) / sigma_next
-                x = x + (d + d_next) / 2 * (sigma_next - sigma)
-            run.step_done(i - start, timesteps[i], x)
-        return x
+    def step(self, s: SigmaStep) -> torch.Tensor:
+        d = s.derivative()
+        x_euler = s.x + d * (s.sigma_next - s.sigma)
+        if s.sigma_next == 0:
+            return x_euler
+        d_next = s.denoise(x_euler, s.i + 1).derivative(x_euler, s.sigma_next)
+        return s.x + (d + d_next) / 2 * (s.sigma_next - s.sigma)

@@ -14,9 +14,9 @@ as history accumulates:
     afterwards:   (3 e_k - e_{k-1}) / 2,  (23 e_k - 16 e_{k-1} + 5 e_{k-2}) / 12,
                   (55 e_k - 59 e_{k-1} + 37 e_{k-2} - 9 e_{k-3}) / 24.
 
-For a v-prediction model the combination acts on the raw v outputs, turned into a noise estimate at the current
-(x_t, t) only for the transfer (eps = sqrt(a_t) v + sqrt(1 - a_t) x_t), exactly as diffusers does; epsilon models
-combine noise predictions, as in the paper.
+The combination acts on the model's raw outputs, turned into a noise estimate at the current (x_t, t) by the core
+only for the transfer: exactly as diffusers does for v (eps = sqrt(a_t) v + sqrt(1 - a_t) x_t), and the same for
+x0 models (eps = (x_t - sqrt(a_t) x0) / sqrt(1 - a_t)); epsilon models combine noise predictions, as in the paper.
 
 ``steps`` transfer steps cost ``steps + 1`` network calls. After the last visited timestep the step goes to
 a = 1, or to a_0 when the schedule says ``set_alpha_to_one: false`` (Stable Diffusion). As in the DDIM sampler a
@@ -35,7 +35,6 @@ from zoo_core.samplers.common import (
     Run,
     check_init,
     start_index,
-    to_x0_eps,
     visited_timesteps,
 )
 
@@ -60,7 +59,6 @@ def plms_combine(history: list[torch.Tensor]) -> torch.Tensor:
 
 class PNDMSampler(DiffusionSampler):
     name = "pndm"
-    prediction_types = ("epsilon", "v_prediction")
     description = (
         "PNDM / PLMS (Liu et al. 2022): 4th-order linear multistep, Stable Diffusion's default scheduler"
     )
@@ -74,11 +72,10 @@ class PNDMSampler(DiffusionSampler):
         steps: int,
         *,
         timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
-        if clip_sample:
+        if run.clip_option:
             raise SamplerError(
                 "Sampler 'pndm' steps on the noise estimate and never forms x0, so it cannot clip x0; use 'ddim' "
                 "or 'ddpm' for clip_sample=True"
@@ -89,26 +86,25 @@ class PNDMSampler(DiffusionSampler):
         alphas = schedule.alphas_cumprod.tolist()
         final = 1.0 if schedule.set_alpha_to_one else alphas[0]
 
-        def as_eps(out: torch.Tensor, x: torch.Tensor, t: int) -> torch.Tensor:
-            a = alphas[t]
-            return to_x0_eps(out, x, a**0.5, (1 - a) ** 0.5, run.prediction_type)[1]
-
         x = noise
         if init is not None:
             a = alphas[timesteps[0]]
             x = a**0.5 * check_init(init, noise) + (1 - a) ** 0.5 * noise
-        history: list[torch.Tensor] = []  # outputs at each visited (x, t); not the correction's extra call
+        history: list[
+            torch.Tensor
+        ] = []  # raw outputs at each visited (x, t); not the correction's extra call
         for i, t in enumerate(run.steps(timesteps)):
             a_t = alphas[t]
             s = timesteps[i + 1] if i + 1 < len(timesteps) else None
             a_s = alphas[s] if s is not None else final
-            history.append(run.predict(x, t))
+            here = run.denoise_at(x, t)
+            history.append(here.output)
             if i == 0 and s is not None:
                 # Heun-like start: predict x_s with the first output, then step with its mean with the output there
-                x_s = pndm_transfer(x, as_eps(history[0], x, t), a_t, a_s)
-                combined = (history[0] + run.predict(x_s, s)) / 2
+                x_s = pndm_transfer(x, here.eps, a_t, a_s)
+                combined = (history[0] + run.denoise_at(x_s, s).output) / 2
             else:
                 combined = plms_combine(history)
-            x = pndm_transfer(x, as_eps(combined, x, t), a_t, a_s)
+            x = pndm_transfer(x, here.recombined(combined).eps, a_t, a_s)
             run.step_done(i, t, x)
         return x

@@ -1,7 +1,8 @@
 """Step 3: a sampler. Predictor-corrector sampling (Song et al. 2021, "Score-Based Generative Modeling through SDEs").
 
-Works on any epsilon-predicting Denoiser. In the variance-exploding view x = x_t / sqrt(a_t), with noise levels
-sigma_i = sqrt((1 - a_t) / a_t), each step
+Built on the core's ``SigmaSampler``, it only says where to step (``plan``) and how (``step``); the core evaluates
+the network and converts its output (epsilon, x0 or v), so it runs every diffusion model. In the
+variance-exploding view x = x_t / sqrt(a_t), with noise levels sigma_i = sqrt((1 - a_t) / a_t), each step
 - corrects with ``corrector_steps`` Langevin updates x <- x + h s + sqrt(2 h) z, where the score is s = -eps / sigma
   and the step size h = 2 (snr ||z|| / ||s||)^2 keeps a fixed signal-to-noise ratio;
 - predicts with one Euler step of the probability-flow ODE: x <- x0_hat + sigma_next eps_hat, x0_hat = x - sigma eps_hat.
@@ -9,64 +10,47 @@ sigma_i = sqrt((1 - a_t) / a_t), each step
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from zoo_core.sampler import Sampler
-from zoo_core.seeding import randn
+from zoo_core.errors import SamplerError
+from zoo_core.samplers.common import COMMON_OPTIONS
+from zoo_core.samplers.sigma import SigmaSampler, SigmaStep
+from zoo_core.schedule import NoiseSchedule
 
 
 def _norm(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).norm(dim=1).reshape(-1, *[1] * (v.ndim - 1))
 
 
-class PredictorCorrectorSampler(Sampler):
+class PredictorCorrectorSampler(SigmaSampler):
     name = "pc"
     description = "predictor-corrector: probability-flow Euler steps + Langevin corrector (example plugin)"
-    kinds = ("diffusion",)
-    prediction_types = ("epsilon",)
-    options = frozenset({"corrector_steps", "snr"})
+    options = COMMON_OPTIONS | {"corrector_steps", "snr"}
     default_steps = 50
 
-    def __call__(
-        self,
-        model: Any,
-        shape: tuple[int, ...],
-        *,
-        steps=None,
-        generator=None,
-        cond=None,
-        x_T=None,
-        callback=None,
-        progress=False,
-        corrector_steps: int = 1,
-        snr: float = 0.16,
-    ) -> torch.Tensor:
-        self.check(model)  # a clear SamplerError for a model it cannot run (the shared sampler suite checks it)
-        steps = self.default_steps if steps is None else steps  # steps=0 is an error, not the default
-        if corrector_steps < 0 or snr <= 0:
-            raise ValueError(f"corrector_steps must be >= 0 and snr > 0, got {corrector_steps} and {snr}")
-        timesteps = model.schedule.timesteps(steps, "linspace").tolist()
-        sigmas = model.schedule.sigmas[timesteps].tolist() + [0.0]
-        device, dtype = model.device, model.dtype
-        x = x_T if x_T is not None else randn(shape, generator, device=device, dtype=dtype) * sigmas[0]
+    def plan(
+        self, schedule: NoiseSchedule, steps: int, spacing: str, karras: bool
+    ) -> tuple[list, list, float]:
+        timesteps = schedule.timesteps(steps, "linspace").tolist()
+        sigmas = schedule.sigmas[timesteps].tolist() + [0.0]
+        return timesteps, sigmas, sigmas[0]
 
-        def eps(x: torch.Tensor, t: int, sigma: float) -> torch.Tensor:
-            t_batch = torch.full((shape[0],), t, device=device, dtype=torch.float32)
-            return model.predict(
-                x / (1 + sigma**2) ** 0.5, t_batch, cond, generator
-            )  # back to x_t = sqrt(a) x
+    def parse_options(self, corrector_steps: int = 1, snr: float = 0.16) -> dict:
+        if not isinstance(corrector_steps, int) or corrector_steps < 0 or not snr > 0:
+            raise SamplerError(
+                f"Sampler 'pc': corrector_steps must be an integer >= 0 and snr > 0, got {corrector_steps!r} "
+                f"and {snr!r}"
+            )
+        return {"corrector_steps": corrector_steps, "snr": snr}
 
-        for i, t in enumerate(timesteps):
-            sigma, sigma_next = sigmas[i], sigmas[i + 1]
-            for _ in range(corrector_steps):
-                score = -eps(x, t, sigma) / sigma
-                z = randn(shape, generator, device=device, dtype=dtype)
-                h = 2 * (snr * _norm(z) / _norm(score).clamp_min(1e-12)) ** 2
-                x = x + h * score + (2 * h).sqrt() * z
-            e = eps(x, t, sigma)
-            x = (x - sigma * e) + sigma_next * e
-            if callback is not None:
-                callback(i, t, x)
-        return x
+    def step(self, s: SigmaStep, corrector_steps: int, snr: float) -> torch.Tensor:
+        x, sigma, denoised = s.x, s.sigma, s.denoised
+        for k in range(corrector_steps):
+            if k > 0:
+                denoised = s.denoise(x, s.i)
+            score = -denoised.eps / sigma
+            z = s.run.noise_like(x)
+            h = 2 * (snr * _norm(z) / _norm(score).clamp_min(1e-12)) ** 2
+            x = x + h * score + (2 * h).sqrt() * z
+        eps = (s.denoise(x, s.i) if corrector_steps else denoised).eps
+        return (x - sigma * eps) + s.sigma_next * eps

@@ -21,8 +21,6 @@ from zoo_core.samplers.common import (
     DiffusionSampler,
     Run,
     check_init,
-    clip_x0,
-    resolve_clip,
     start_index,
     visited_timesteps,
 )
@@ -34,7 +32,6 @@ class DDGANSampler(DiffusionSampler):
     description = (
         "DDGAN posterior sampling: x_{t-1} ~ q(x_{t-1} | x_t, x0' = G(x_t, t, z)) (Xiao et al. 2022)"
     )
-    prediction_types = ("sample",)
     options = COMMON_OPTIONS | {"timestep_spacing"}
     default_steps = None  # every training timestep: T
 
@@ -45,12 +42,10 @@ class DDGANSampler(DiffusionSampler):
         steps: int,
         *,
         timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
         schedule = run.schedule
-        clip = resolve_clip(self.name, schedule, clip_sample)
         timesteps = visited_timesteps(self.name, schedule, steps, timestep_spacing or "trailing")
         timesteps = timesteps[start_index(self.name, steps, strength, init) :]
         batch = noise.shape[0]
@@ -62,7 +57,7 @@ class DDGANSampler(DiffusionSampler):
 
         for i, t in enumerate(run.steps(timesteps)):
             s = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-            x0 = clip_x0(run.predict(x, t), clip, schedule.clip_sample_range)
+            x0 = run.denoise_at(x, t).x0
             post = step_posterior(schedule, torch.full((batch,), t), torch.full((batch,), s))
             last = torch.full((batch,), s < 0)
             x = sample_posterior(post, x0, x, None if s < 0 else run.noise_like(x), last)

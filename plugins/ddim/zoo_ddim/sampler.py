@@ -32,10 +32,7 @@ from zoo_core.samplers.common import (
     check_eta,
     check_init,
     check_steps,
-    clip_x0,
-    resolve_clip,
     start_index,
-    to_x0_eps,
     visited_timesteps,
     working_dtype,
 )
@@ -70,13 +67,11 @@ class DDIMSampler(DiffusionSampler):
         *,
         eta: float = 0.0,
         timestep_spacing: str | None = None,
-        clip_sample: bool | None = None,
         init: torch.Tensor | None = None,
         strength: float | None = None,
     ) -> torch.Tensor:
         schedule = run.schedule
         eta = check_eta(self.name, eta)
-        clip = resolve_clip(self.name, schedule, clip_sample)
         timesteps = visited_timesteps(self.name, schedule, steps, timestep_spacing)
         timesteps = timesteps[start_index(self.name, steps, strength, init) :]
         alphas = schedule.alphas_cumprod.tolist()
@@ -90,10 +85,9 @@ class DDIMSampler(DiffusionSampler):
         for i, t in enumerate(run.steps(timesteps)):
             a_t = alphas[t]
             a_s = alphas[timesteps[i + 1]] if i + 1 < len(timesteps) else final
-            x0, eps = to_x0_eps(run.predict(x, t), x, a_t**0.5, (1 - a_t) ** 0.5, run.prediction_type)
-            x0 = clip_x0(x0, clip, schedule.clip_sample_range)
+            p = run.denoise_at(x, t)
             sigma = ddim_sigma(a_t, a_s, eta)
-            x = ddim_step(x0, eps, a_s, sigma, run.noise_like(x) if eta > 0 else None)
+            x = ddim_step(p.x0, p.eps, a_s, sigma, run.noise_like(x) if eta > 0 else None)
             run.step_done(i, t, x)
         return x
 
@@ -120,7 +114,7 @@ class DDIMSampler(DiffusionSampler):
         x = x0.to(device=run.device, dtype=run.dtype)
         for i, t in enumerate(run.steps(timesteps)):
             a_t = alphas[t]
-            _, eps = to_x0_eps(run.predict(x, t), x, a_t**0.5, (1 - a_t) ** 0.5, run.prediction_type)
+            eps = run.denoise_at(x, t).eps
             x0_hat = (x - (1 - a_cur) ** 0.5 * eps) / a_cur**0.5
             x = a_t**0.5 * x0_hat + (1 - a_t) ** 0.5 * eps
             a_cur = a_t
