@@ -77,6 +77,8 @@ def test_word_swap_keeps_the_source_colours(model):
     kept = sum(
         e.color == s.color and e.background == s.background for s, e in zip(source, edited, strict=True)
     )
-    assert kept >= 7, [(s.attributes, e.attributes) for s, e in zip(source, edited, strict=True)]  # measured 8
+    assert kept >= 7, [
+        (s.attributes, e.attributes) for s, e in zip(source, edited, strict=True)
+    ]  # measured 8
     assert all(e.background == "blue" for e in edited)
     assert sum(e.shape == "square" for e in edited) >= 6  # the swapped word takes effect (measured 8 of 8)
