@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 # Test modules are imported with --import-mode=importlib (families share basenames such as test_embedded.py), so
 # the helper modules (hubserver, fakedist, <family>_helpers, toy models; each name unique) are put on sys.path here.
-for folder in [TESTS, *sorted(p for p in TESTS.iterdir() if p.is_dir() and p.name not in {"fixtures", "__pycache__"})]:
+for folder in [
+    TESTS,
+    *sorted(p for p in TESTS.iterdir() if p.is_dir() and p.name not in {"fixtures", "__pycache__"}),
+]:
     sys.path.insert(0, str(folder))
 
 # Keep the Hub unreachable by accident: tests that talk to a Hub start a local server and set the endpoint.

@@ -8,11 +8,11 @@ import pytest
 import torch
 from ddgan_helpers import fixture_model, io
 from sampler_toys import ToyDenoiser
-from zoo_ddgan.sampler import DDGANSampler
 
 from zoo_core.api import get_sampler
 from zoo_core.errors import SamplerError
 from zoo_core.samplers.common import Run
+from zoo_core.samplers.ddgan import DDGANSampler
 from zoo_core.schedule import NoiseSchedule
 from zoo_core.seeding import make_generator, randn
 

@@ -13,11 +13,10 @@ from zoo_ddgan.schedule import (
     PosteriorTable,
     discrete_betas,
     noise_schedule,
-    posterior,
-    sample_posterior,
-    step_posterior,
     time_grid,
 )
+
+from zoo_core.samplers.posterior import posterior, sample_posterior, step_posterior
 
 POSTERIOR_FIELDS = [
     "betas",

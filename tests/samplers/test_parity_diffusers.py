@@ -55,8 +55,7 @@ CASE_IDS = [f"{c[0]}-{'-'.join(f'{k}={v}' for k, v in {**c[2], **c[3]}.items()) 
 
 def _sampler(name: str):
     """The sampler class itself (not through the registry: these tests are about the maths)."""
-    from zoo_ddim.sampler import DDIMSampler
-
+    from zoo_core.samplers.ddim import DDIMSampler
     from zoo_core.samplers.ddpm import DDPMSampler
     from zoo_core.samplers.dpm_solver import DPMSolverMultistepSampler
     from zoo_core.samplers.euler import EulerAncestralSampler, EulerSampler
@@ -167,7 +166,7 @@ def test_trajectory_matches_diffusers(monkeypatch, case, prediction_type, spacin
     name, cls_name, extra, options = case
     if name == "ddim" and spacing == "linspace":
         pytest.skip(
-            "diffusers' DDIM steps to t - T // steps, not to the next linspace timestep (see zoo_ddim)"
+            "diffusers' DDIM steps to t - T // steps, not to the next linspace timestep (see zoo_core.samplers.ddim)"
         )
     config = _config(prediction_type, spacing, extra)
     model = ToyDenoiser(prediction_type, _schedule(config), SHAPE[1:], dtype=dtype)

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 from sampler_toys import GaussianDenoiser, StochasticX0Generator, ToyDenoiser
-from zoo_ddim.sampler import ddim_sigma, ddim_step
 
 import zoo
 from zoo_core.config import Config
 from zoo_core.model import Model
 from zoo_core.samplers.common import ancestral_sigmas, to_x0_eps
+from zoo_core.samplers.ddim import ddim_sigma, ddim_step
 from zoo_core.samplers.ddpm import posterior_step
 from zoo_core.schedule import NoiseSchedule, karras_sigmas
 from zoo_core.seeding import make_generator

@@ -1,4 +1,4 @@
-"""Entry point of the zoo_ddgan plugin: registers its model, sampler and converter with zoo (lightweight: no torch import)."""
+"""Entry point of the zoo_ddgan plugin: registers its model, converter and trainer (its posterior sampler is the core's ``ddgan``) with zoo (lightweight: no torch import)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,6 @@ from zoo import hookimpl
 @hookimpl
 def zoo_register_models(register):
     register("ddgan.ncsnpp", "zoo_ddgan.model:DDGANModel")
-
-
-@hookimpl
-def zoo_register_samplers(register):
-    register("ddgan", "zoo_ddgan.sampler:DDGANSampler")
 
 
 @hookimpl

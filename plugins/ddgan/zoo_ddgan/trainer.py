@@ -30,13 +30,14 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from zoo_core.samplers.posterior import sample_posterior, step_posterior
 from zoo_core.trainer import Trainer, TrainParts
 from zoo_core.training.config import TrainConfig
 from zoo_core.training.regularizers import r1_penalty
 from zoo_ddgan.config import DDGANConfig
 from zoo_ddgan.discriminator import Discriminator
 from zoo_ddgan.model import DDGANModel
-from zoo_ddgan.schedule import DiffusionCoefficients, sample_posterior, step_posterior
+from zoo_ddgan.schedule import DiffusionCoefficients
 
 
 class DDGANTrainConfig(TrainConfig):

@@ -6,7 +6,7 @@ From x_T ~ N(0, I), for each visited timestep t (decreasing) with s the next one
     x0' = G(x_t, t, z)
     x_s ~ q(x_s | x_t, x0') = N(coef1 x0' + coef2 x_t, sigma^2),   no noise on the last step (x_{-1} = mean = x0')
 
-with the coefficients of ``zoo_ddgan.schedule.posterior``. With steps = T (the default) this is the official
+with the coefficients of ``zoo_core.samplers.posterior``. With steps = T (the default) this is the official
 ``sample_from_model``: one step per training timestep. Fewer steps jump over timesteps with the exact posterior
 q(x_s | x_t, x0) of the stride (trailing spacing, so the first step is always at T - 1, where x_T is pure noise).
 The generator was trained only on single steps, so expect quality to drop; more steps than T are impossible.
@@ -24,7 +24,7 @@ from zoo_core.samplers.common import (
     start_index,
     visited_timesteps,
 )
-from zoo_ddgan.schedule import sample_posterior, step_posterior
+from zoo_core.samplers.posterior import sample_posterior, step_posterior
 
 
 class DDGANSampler(DiffusionSampler):

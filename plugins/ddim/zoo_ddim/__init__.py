@@ -1,1 +1,0 @@
-"""zoo plugin package zoo_ddim."""
