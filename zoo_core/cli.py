@@ -147,6 +147,50 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_class(name: str) -> type:
+    """The model class ``zoo export`` would load, found without loading weights, so bad input fails first."""
+    from zoo_core.api import get_model_class
+    from zoo_core.formats import detect_architecture
+    from zoo_core.registry import get_registry
+
+    registry = get_registry()
+    if name in registry.cards:
+        return get_model_class(registry.card(name).architecture)
+    if os.path.isdir(name):
+        return get_model_class(detect_architecture(Path(name)))
+    if name.startswith(("hf://", "hf-hub:", "embedded:")):
+        return type(None)  # known only once downloaded; save_pretrained checks the format then
+    registry.card(name)  # raises UnknownNameError with suggestions
+    raise AssertionError("unreachable")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from zoo_core.export import check_variant, unsupported_format, write_folder
+
+    out = Path(args.out)
+    check_variant(args.variant)
+    cls = _export_class(args.name)
+    formats = getattr(cls, "export_formats", None)
+    if formats is not None and args.format not in formats:
+        raise unsupported_format(args.name, args.format, formats)
+    if out.exists() and not out.is_dir():
+        raise ZooError(f"{out} exists and is a file: give a folder to export into")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise ZooError(
+            f"{out} exists and is not empty: choose another folder, or pass --overwrite to replace it"
+        )
+    from zoo_core.api import load
+
+    model = load(args.name)
+    write_folder(
+        out,
+        lambda tmp: model.save_pretrained(tmp, format=args.format, variant=args.variant),
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from zoo_core.registry import get_registry
 
@@ -273,6 +317,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision")
     p.add_argument("--message")
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("export", help="write a model in the zoo, diffusers or official layout")
+    p.add_argument("name", help="model name, or a directory saved by save_pretrained / `zoo export`")
+    p.add_argument("out", help="folder to write (written atomically: nothing is left half-written)")
+    p.add_argument(
+        "--format",
+        choices=("zoo", "diffusers", "official"),
+        default="zoo",
+        help="zoo (config.json + model.safetensors), diffusers (a pipeline folder), official (the original code's "
+        "checkpoint); `zoo export` says which ones a model has",
+    )
+    p.add_argument(
+        "--variant", choices=("fp16", "bf16"), help="also half precision, diffusers' variant file naming"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("convert", help="convert an official checkpoint into the zoo format")
     p.add_argument("converter", help="converter name (see `zoo plugins --json`)")
