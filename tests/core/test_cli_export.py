@@ -41,7 +41,11 @@ def test_export_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Did you mean 'ddpm'" in result.stderr
     assert "Traceback" not in result.stderr
     result = run("export", "stylegan", str(tmp_path / "b"), "--format", "diffusers")
-    assert result.returncode == 2 and "no diffusers equivalent" in result.stderr and "exported as:" in result.stderr
+    assert (
+        result.returncode == 2
+        and "no diffusers equivalent" in result.stderr
+        and "exported as:" in result.stderr
+    )
     assert not (tmp_path / "b").exists()
     full = tmp_path / "full"
     full.mkdir()
