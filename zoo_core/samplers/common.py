@@ -250,6 +250,25 @@ def karras_ve_schedule(
     return t.float().tolist(), sigma_list, init_sigma
 
 
+def timestep_start(
+    sampler: str,
+    schedule: NoiseSchedule,
+    noise: torch.Tensor,
+    steps: int,
+    spacing: str | None,
+    strength: float | None,
+    init: torch.Tensor | None,
+) -> tuple[list[int], torch.Tensor]:
+    """The timesteps a timestep-space sampler visits (img2img skips the first ones) and its first x: the noise, or
+    (img2img) the init diffused to the first visited timestep."""
+    timesteps = visited_timesteps(sampler, schedule, steps, spacing)
+    timesteps = timesteps[start_index(sampler, steps, strength, init) :]
+    if init is None:
+        return timesteps, noise
+    a = float(schedule.alphas_cumprod[timesteps[0]])
+    return timesteps, a**0.5 * check_init(init, noise) + (1 - a) ** 0.5 * noise
+
+
 def ve_start(
     noise: torch.Tensor, sigmas: list[float], init_sigma: float, start: int, init: torch.Tensor | None
 ) -> torch.Tensor:

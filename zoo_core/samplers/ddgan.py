@@ -20,9 +20,7 @@ from zoo_core.samplers.common import (
     COMMON_OPTIONS,
     DiffusionSampler,
     Run,
-    check_init,
-    start_index,
-    visited_timesteps,
+    timestep_start,
 )
 from zoo_core.samplers.posterior import sample_posterior, step_posterior
 
@@ -46,14 +44,10 @@ class DDGANSampler(DiffusionSampler):
         strength: float | None = None,
     ) -> torch.Tensor:
         schedule = run.schedule
-        timesteps = visited_timesteps(self.name, schedule, steps, timestep_spacing or "trailing")
-        timesteps = timesteps[start_index(self.name, steps, strength, init) :]
+        timesteps, x = timestep_start(
+            self.name, schedule, noise, steps, timestep_spacing or "trailing", strength, init
+        )
         batch = noise.shape[0]
-
-        x = noise
-        if init is not None:  # img2img: diffuse the init to the first visited timestep
-            a = float(schedule.alphas_cumprod[timesteps[0]])
-            x = a**0.5 * check_init(init, noise) + (1 - a) ** 0.5 * noise
 
         for i, t in enumerate(run.steps(timesteps)):
             s = timesteps[i + 1] if i + 1 < len(timesteps) else -1

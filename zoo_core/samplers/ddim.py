@@ -30,9 +30,8 @@ from zoo_core.samplers.common import (
     DiffusionSampler,
     Run,
     check_eta,
-    check_init,
     check_steps,
-    start_index,
+    timestep_start,
     visited_timesteps,
     working_dtype,
 )
@@ -72,15 +71,9 @@ class DDIMSampler(DiffusionSampler):
     ) -> torch.Tensor:
         schedule = run.schedule
         eta = check_eta(self.name, eta)
-        timesteps = visited_timesteps(self.name, schedule, steps, timestep_spacing)
-        timesteps = timesteps[start_index(self.name, steps, strength, init) :]
+        timesteps, x = timestep_start(self.name, schedule, noise, steps, timestep_spacing, strength, init)
         alphas = schedule.alphas_cumprod.tolist()
         final = 1.0 if schedule.set_alpha_to_one else alphas[0]
-
-        x = noise
-        if init is not None:
-            a = alphas[timesteps[0]]
-            x = a**0.5 * check_init(init, noise) + (1 - a) ** 0.5 * noise
 
         for i, t in enumerate(run.steps(timesteps)):
             a_t = alphas[t]

@@ -21,9 +21,7 @@ from zoo_core.samplers.common import (
     COMMON_OPTIONS,
     DiffusionSampler,
     Run,
-    check_init,
-    start_index,
-    visited_timesteps,
+    timestep_start,
 )
 
 VARIANCES = {"fixed_small": "fixed_small", "fixed_small_log": "fixed_small", "fixed_large": "fixed_large"}
@@ -65,14 +63,8 @@ class DDPMSampler(DiffusionSampler):
                 f"Sampler 'ddpm': variance_type must be fixed_small or fixed_large, got "
                 f"{variance_type or schedule.variance_type!r} (learned variances are not supported)"
             )
-        timesteps = visited_timesteps(self.name, schedule, steps, timestep_spacing)
-        timesteps = timesteps[start_index(self.name, steps, strength, init) :]
+        timesteps, x = timestep_start(self.name, schedule, noise, steps, timestep_spacing, strength, init)
         alphas_cumprod = schedule.alphas_cumprod.tolist()
-
-        x = noise
-        if init is not None:
-            a = alphas_cumprod[timesteps[0]]
-            x = a**0.5 * check_init(init, noise) + (1 - a) ** 0.5 * noise
 
         for i, t in enumerate(run.steps(timesteps)):
             s = timesteps[i + 1] if i + 1 < len(timesteps) else -1

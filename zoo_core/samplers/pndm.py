@@ -33,9 +33,7 @@ from zoo_core.samplers.common import (
     COMMON_OPTIONS,
     DiffusionSampler,
     Run,
-    check_init,
-    start_index,
-    visited_timesteps,
+    timestep_start,
 )
 
 
@@ -81,15 +79,9 @@ class PNDMSampler(DiffusionSampler):
                 "or 'ddpm' for clip_sample=True"
             )
         schedule = run.schedule
-        timesteps = visited_timesteps(self.name, schedule, steps, timestep_spacing)
-        timesteps = timesteps[start_index(self.name, steps, strength, init) :]
+        timesteps, x = timestep_start(self.name, schedule, noise, steps, timestep_spacing, strength, init)
         alphas = schedule.alphas_cumprod.tolist()
         final = 1.0 if schedule.set_alpha_to_one else alphas[0]
-
-        x = noise
-        if init is not None:
-            a = alphas[timesteps[0]]
-            x = a**0.5 * check_init(init, noise) + (1 - a) ** 0.5 * noise
         history: list[
             torch.Tensor
         ] = []  # raw outputs at each visited (x, t); not the correction's extra call
