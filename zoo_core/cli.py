@@ -194,10 +194,38 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from zoo_core.registry import get_registry
 
-    convert = get_registry().get("converters", args.converter)
+    registry = get_registry()
+    if args.list or args.converter is None:
+        return _list_converters(registry.converters(), args.json)
+    converter = registry.converter(args.converter)
+    if args.source is None or args.out is None:
+        raise ZooError(
+            f"zoo convert {args.converter} needs SOURCE and OUT: `zoo convert {args.converter} FILE OUT_DIR` "
+            f"(it reads {converter.reads})"
+        )
     options = {k.replace("-", "_"): _parse_value(v) for k, _, v in (s.partition("=") for s in args.set or [])}
-    out = convert(Path(args.source), Path(args.out), **options)
+    out = converter.run(Path(args.source), Path(args.out), **options)
     print(f"wrote {out}")
+    return 0
+
+
+def _list_converters(converters: Sequence[Any], as_json: bool) -> int:
+    rows = [c.describe() for c in converters]
+    if as_json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no converters registered (plugins register them; see `zoo plugins`)")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    plugin = max(len(r["plugin"]) for r in rows) + 2
+    for r in rows:
+        print(f"{r['name']:<{width}}  {'(' + r['plugin'] + ')':<{plugin}}  reads:  {r['reads']}")
+        print(f"{'':<{width}}  {'':<{plugin}}  writes: {r['writes'] or '(nothing: read only)'}")
+    print(
+        "\nzoo convert NAME FILE OUT_DIR [--set KEY=VALUE] writes a zoo model; a card whose weights.format is NAME "
+        "reads FILE directly; `zoo export MODEL OUT --format official` writes what a converter writes."
+    )
     return 0
 
 
@@ -334,11 +362,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("convert", help="convert an official checkpoint into the zoo format")
-    p.add_argument("converter", help="converter name (see `zoo plugins --json`)")
-    p.add_argument("source")
-    p.add_argument("out")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p = sub.add_parser(
+        "convert",
+        help="convert an official checkpoint into the zoo format; without arguments, list the converters",
+    )
+    p.add_argument("converter", nargs="?", help="converter name (`zoo convert` lists them)")
+    p.add_argument("source", nargs="?", help="the official checkpoint file")
+    p.add_argument("out", nargs="?", help="folder to write the zoo model into")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a converter option (JSON value), e.g. preset=cifar10",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list the registered converters: what each reads and writes"
+    )
+    p.add_argument("--json", action="store_true", help="with --list (or no converter): print JSON")
     p.set_defaults(func=cmd_convert)
 
     # Each trainer's config fields become flags of `zoo train NAME` (parsed in train_from_cli, where the

@@ -39,8 +39,9 @@ def zoo_register_trainers(register: Register) -> None:
 
 @hookspec
 def zoo_register_converters(register: Register) -> None:
-    """Register checkpoint converters for ``zoo convert``: ``register("name", fn | "pkg.mod:fn")`` where
-    ``fn(source: Path, out_dir: Path, **options) -> Path`` writes a zoo-format model directory."""
+    """Register checkpoint formats (a card's ``weights.format``): ``register("name", reads="what it reads",
+    read="pkg.mod:fn", writes="what it writes", write="pkg.mod:fn", architecture=..., suffixes=(".pth",))``;
+    see ``zoo_core.converter.Converter`` for the fields and the functions' signatures."""
 
 
 @hookspec

@@ -27,6 +27,7 @@ from zoo_core.seeding import Seed, make_generator
 
 if TYPE_CHECKING:
     from zoo_core.cards import ModelCard
+    from zoo_core.converter import Converter
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -325,6 +326,14 @@ class Model(nn.Module):
         if format not in self.export_formats:
             raise unsupported_format(type(self).__name__, format, self.export_formats)
         check_variant(variant)
+        if format == "official":
+            if variant is not None:
+                raise ExportError(
+                    f"variant={variant!r} names diffusers' half-precision files; the official checkpoint is written "
+                    "as the original code saves it (drop --variant)"
+                )
+            directory.mkdir(parents=True, exist_ok=True)
+            return self.official_converter().save(self, directory)
         if format != "zoo":
             directory.mkdir(parents=True, exist_ok=True)
             return self.export(directory, format, variant)
@@ -343,6 +352,20 @@ class Model(nn.Module):
         if self.card is not None:
             weights.write_json_atomic(self.card.model_dump(mode="json"), directory / CARD_NAME)
         return directory
+
+    @classmethod
+    def official_converter(cls) -> Converter:
+        """The registered converter that writes this architecture's official checkpoint (``format="official"``)."""
+        from zoo_core.registry import get_registry
+
+        writers = [c for c in get_registry().converters() if c.architecture == cls.architecture and c.write]
+        if len(writers) != 1:
+            found = ", ".join(c.name for c in writers) or "none is registered"
+            raise WeightsError(
+                f"{cls.__name__} needs exactly one converter that writes the official {cls.architecture!r} layout; "
+                f"{found} (see `zoo convert --list`)"
+            )
+        return writers[0]
 
     def export(self, directory: Path, format: str, variant: str | None) -> Path:
         """Write a format other than zoo's into the existing ``directory``; families that list more
@@ -382,8 +405,21 @@ class Model(nn.Module):
         dtype: torch.dtype | str | None = None,
         revision: str | None = None,
         card: ModelCard | None = None,
+        **options: Any,
     ) -> Model:
-        """Load a model saved by ``save_pretrained``, from a directory, ``hf://org/repo`` or ``embedded:...``."""
+        """Load a model saved by ``save_pretrained``, from a directory, ``hf://org/repo`` or ``embedded:...``; or an
+        official checkpoint through the converter the card's ``weights.format`` names (``options`` go to it, e.g.
+        ``allow_pickle=True``)."""
+        converter = cls.weights_converter(path_or_repo, card)
+        if converter is not None:
+            return cls._load_converted(
+                converter, path_or_repo, card=card, device=device, dtype=dtype, revision=revision, **options
+            )
+        if options:
+            raise TypeError(
+                f"{cls.__name__}.from_pretrained() got unexpected arguments {sorted(options)}: they are converter "
+                f"options, and {os.fspath(path_or_repo)} holds zoo or diffusers weights"
+            )
         spec = card.weights if card is not None and card.weights is not None else None
         directory = weights.resolve(
             path_or_repo,
@@ -404,6 +440,75 @@ class Model(nn.Module):
             card = read_saved_card(directory)
         return model._finish_loading(card, device, dtype)
 
+    @classmethod
+    def weights_converter(cls, source: str | os.PathLike[str], card: ModelCard | None) -> Converter | None:
+        """The converter that reads ``source``: the one the card's ``weights.format`` names, or (a file given
+        for a card) the converter of this architecture that claims the file's ending; None for zoo/diffusers
+        weights, including a folder an official checkpoint was converted into."""
+        from zoo_core.converter import NATIVE_FORMATS
+        from zoo_core.registry import get_registry
+
+        source = os.fspath(source)
+        local = None if weights.is_hub_source(source) or source.startswith("embedded:") else Path(source)
+        if local is not None:
+            local = local.expanduser()
+            if local.is_dir() and any((local / n).exists() for n in (CONFIG_NAME, "model_index.json")):
+                return None  # a converted copy, or a diffusers folder
+        registry = get_registry()
+        fmt = card.weights.format if card is not None and card.weights is not None else "auto"
+        if fmt not in NATIVE_FORMATS:
+            return registry.converter_for_card(card)
+        if local is not None and local.is_file() and local.suffix != ".safetensors":
+            claims = [
+                c
+                for c in registry.converters()
+                if c.architecture == cls.architecture and c.suffixes and local.name.endswith(c.suffixes)
+            ]
+            if len(claims) == 1:
+                return claims[0]
+        return None
+
+    @classmethod
+    def _load_converted(
+        cls,
+        converter: Converter,
+        source: str | os.PathLike[str],
+        *,
+        card: ModelCard | None,
+        device: Any,
+        dtype: Any,
+        revision: str | None,
+        **options: Any,
+    ) -> Model:
+        from zoo_core.converter import find_weights_file
+
+        spec = card.weights if card is not None and card.weights is not None else None
+        source = os.fspath(source)
+        local = not (weights.is_hub_source(source) or source.startswith("embedded:"))
+        if local and not Path(source).expanduser().exists():
+            name = repr(card.name) if card is not None else source
+            raise WeightsError(
+                f"Model {name} needs its official weights ({converter.reads}), expected at {source}. "
+                f"{spec.notes if spec is not None and spec.notes else ''}".strip()
+            )
+        converter.verify_options(source, card=card, **options)  # before anything is downloaded
+        path = weights.resolve(
+            source,
+            revision=revision or (spec.revision if spec else None),
+            files=spec.files if spec else (),
+            sha256=spec.sha256 if spec else None,
+        )
+        file = find_weights_file(path, spec.files if spec else (), converter.suffixes, converter.reads)
+        config = card.config if card is not None and card.config else None
+        model = converter.load(file, config=config, **options)
+        if not isinstance(model, cls):
+            raise WeightsError(
+                f"converter {converter.name!r} read {file} into a {type(model).__name__}, not a {cls.__name__} "
+                f"({cls.architecture!r}): the card's weights.format and architecture disagree"
+            )
+        weights.check_finite(model.state_dict(), str(file))
+        return model._finish_loading(card, device, dtype)
+
     def load_extras(self, directory: Path) -> None:
         """Read what a model needs besides its tensors from the weights directory (a tokenizer's vocabulary, ...);
         called by ``from_pretrained`` after the weights are in. Nothing by default."""
@@ -417,8 +522,10 @@ class Model(nn.Module):
         dtype: torch.dtype | str | None = None,
         revision: str | None = None,
         weights_source: str | os.PathLike[str] | None = None,
+        **options: Any,
     ) -> Model:
-        """Build the model a card describes: its weights if it names any, else a fresh model of its config."""
+        """Build the model a card describes: its weights if it names any (read by the converter its
+        ``weights.format`` names, with ``options``), else a fresh model of its config."""
         source = weights_source or (card.weights.source if card.weights else None)
         if weights_source is not None and card.weights is not None:
             # the card's revision, file list and checksums pin its own source, not the weights given instead (a
@@ -433,12 +540,18 @@ class Model(nn.Module):
             update = {"source": os.fspath(weights_source), "files": [], "sha256": {}, "revision": None}
             card = card.model_copy(update={"weights": card.weights.model_copy(update=update)})
         if source is None:
+            if options:
+                raise TypeError(
+                    f"card {card.name!r} has no weights to convert: unexpected arguments {sorted(options)}"
+                )
             try:
                 model = cls(card.config)
             except ConfigError as exc:
                 raise ConfigError(f"Card {card.name!r}: {exc}") from None
             return model._finish_loading(card, device, dtype)
-        return cls.from_pretrained(source, device=device, dtype=dtype, revision=revision, card=card)
+        return cls.from_pretrained(
+            source, device=device, dtype=dtype, revision=revision, card=card, **options
+        )
 
     def _materialize_non_persistent(self) -> None:
         """Buffers not in the state dict are still on the meta device after loading: rebuild them on the CPU."""

@@ -22,6 +22,7 @@ import pluggy
 
 from zoo_core import hookspecs
 from zoo_core.cards import ModelCard, builtin_registry_path, load_cards_file, parse_card, user_registry_paths
+from zoo_core.converter import Converter, make_converter
 from zoo_core.errors import DuplicateNameError, PluginError, UnknownNameError, ZooError
 
 KINDS = ("models", "samplers", "conditioners", "trainers", "converters")
@@ -153,7 +154,12 @@ class Registry:
 
     def _call_hook(self, hook_name: str, function: Callable[..., Any], info: PluginInfo) -> None:
         kind = hook_name.removeprefix("zoo_register_")
-        register = self._card_register(info) if kind == "cards" else self._name_register(kind, info)
+        if kind == "cards":
+            register = self._card_register(info)
+        elif kind == "converters":
+            register = self._converter_register(info)
+        else:
+            register = self._name_register(kind, info)
         try:
             function(register=register)
         except Exception as exc:
@@ -173,6 +179,16 @@ class Registry:
                 return
             table[name] = Entry(name, target, info.name)
             info.registered.setdefault(kind, []).append(name)
+
+        return register
+
+    def _converter_register(self, info: PluginInfo) -> Callable[..., None]:
+        add = self._name_register("converters", info)
+
+        def register(name: str, target: Any = None, **fields: Any) -> None:
+            converter = make_converter(name, target, **fields)
+            converter.plugin = info.name
+            add(name, converter)
 
         return register
 
@@ -239,6 +255,46 @@ class Registry:
                 f"Plugin {entry.plugin!r} registered {_SINGULAR[kind]} {name!r} as {entry.target!r}, "
                 f"which failed to import: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def converter(self, name: str) -> Converter:
+        """The converter registered as ``name``; an unknown name lists every registered one."""
+        table = self.tables["converters"]
+        if name not in table:
+            hint = "`zoo convert --list` says what each reads and writes."
+            error = UnknownNameError("converter", name, table, hint=f"{hint} {self._broken_hint()}".strip())
+            if error.suggestions:  # "Did you mean" alone would hide the rest
+                hint = f"Registered converters: {', '.join(sorted(table))}. {hint}"
+                error = UnknownNameError(
+                    "converter", name, table, hint=f"{hint} {self._broken_hint()}".strip()
+                )
+            raise error
+        return table[name].target
+
+    def converter_for_card(self, card: ModelCard) -> Converter:
+        """The converter a card's ``weights.format`` names; if none is registered, the error names the plugin
+        the card says it comes from, or the plugins that are installed."""
+        fmt = card.weights.format if card.weights is not None else "auto"
+        table = self.tables["converters"]
+        if fmt in table:
+            return table[fmt].target
+        known = ", ".join(sorted(table)) or "none"
+        plugin = self.plugins.get(card.plugin)
+        start = f"Model {card.name!r} stores its weights as {fmt!r}, which no installed plugin converts"
+        if plugin is not None and plugin.ok:
+            raise PluginError(
+                f"{start}: its plugin {card.plugin!r} is installed but registers no converter {fmt!r} (registered "
+                f"converters: {known}). Upgrade the plugin, or correct weights.format in the card ({card.source})."
+            )
+        if plugin is not None:
+            raise PluginError(f"{start}: its plugin {card.plugin!r} failed to load (see `zoo plugins`).")
+        installed = ", ".join(sorted(self.plugins)) or "none"
+        raise PluginError(
+            f"{start}: install plugin {card.plugin!r}, which the card names (installed plugins: {installed}; "
+            f"registered converters: {known})."
+        )
+
+    def converters(self) -> list[Converter]:
+        return [self.tables["converters"][name].target for name in self.names("converters")]
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.tables[kind])

@@ -13,6 +13,7 @@ only in T, which the weights cannot tell). Nothing is written unless every key m
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,9 +24,14 @@ import torch
 from zoo_core import weights
 from zoo_core.errors import ConfigError, WeightsError
 from zoo_ddgan.config import DDGANConfig
+from zoo_ddgan.model import DDGANModel
+from zoo_ddgan.ncsnpp import NCSNpp
 
 PREFIX = "module."
 OURS = "generator."
+#: what ``format="official"`` writes: the generator as NVlabs' training saves it, and the arguments that built it
+OFFICIAL_NAME = "netG.pth"
+ARGS_NAME = "args.json"
 #: preset name -> card name; the cards in registry.yaml hold the official configs
 PRESETS = {
     "cifar10": "ddgan-cifar10",
@@ -65,8 +71,6 @@ def _preview(keys: list[str], limit: int = 5) -> str:
 
 def mismatch(state: Mapping[str, torch.Tensor], config: DDGANConfig) -> tuple[int, list[str]]:
     """(number of bad keys, descriptions) keeping ``state`` (official names) from a generator of ``config``."""
-    from zoo_ddgan.ncsnpp import NCSNpp
-
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in NCSNpp(config).state_dict().items()}
     missing = [k for k in expected if k not in state]
@@ -150,9 +154,14 @@ def official_model(
     config: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> Any:
-    """A ``DDGANModel`` (CPU, eval mode) with the weights of an official ``netG_*.pth``, converted in memory."""
-    from zoo_ddgan.model import DDGANModel
+    """A ``DDGANModel`` (CPU, eval mode) with the weights of an official ``netG_*.pth``, converted in memory.
 
+    Without ``config`` or ``preset``, an ``args.json`` beside the file (what ``format="official"`` writes) gives
+    the architecture; else the one preset whose shapes fit."""
+    if config is None and preset is None:
+        args = Path(source).with_name(ARGS_NAME)
+        if args.is_file():
+            config = json.loads(args.read_text(encoding="utf-8"))
     config, state = load_official(source, preset=preset, config=config, **overrides)
     with torch.device("meta"):
         model = DDGANModel(config)
@@ -175,3 +184,22 @@ def convert_official(
     """
     model = official_model(source, preset=preset, **overrides)
     return model.save_pretrained(out_dir)
+
+
+def write_official(model: DDGANModel, directory: Path) -> Path:
+    """``netG.pth``: the generator's state dict as NVlabs' DistributedDataParallel training saves it (every key
+    ``module.``-prefixed; their ``test_ddgan.py`` strips the prefix and calls ``load_state_dict``), a plain
+    ``torch.save`` of tensors, so ``torch.load(weights_only=True)`` reads it. ``args.json`` beside it holds the
+    ``train_ddgan.py`` arguments of the architecture (our config's field names are theirs). The inverse of
+    ``read_official``: read back, the tensors are bit-identical."""
+    if not isinstance(model, DDGANModel):
+        raise TypeError(f"ddgan-official writes DDGAN models, not {type(model).__name__}")
+    state = {
+        PREFIX + k.removeprefix(OURS): v.detach().to("cpu").contiguous().clone()
+        for k, v in model.state_dict().items()
+        if k.startswith(OURS)
+    }
+    path = Path(directory) / OFFICIAL_NAME
+    torch.save(state, path)
+    weights.write_json_atomic(model.config.model_dump(mode="json"), Path(directory) / ARGS_NAME)
+    return path

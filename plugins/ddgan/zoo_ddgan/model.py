@@ -12,26 +12,17 @@ discriminator lives in ``zoo_ddgan.discriminator`` for training.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
-from zoo_core.errors import WeightsError
 from zoo_core.model import Model
 from zoo_core.schedule import NoiseSchedule
 from zoo_core.seeding import GeneratorLike, randn
 from zoo_ddgan.config import DDGANConfig
 from zoo_ddgan.ncsnpp import NCSNpp
 from zoo_ddgan.schedule import noise_schedule
-
-if TYPE_CHECKING:
-    from zoo_core.cards import ModelCard
-
-#: official checkpoints are torch pickles of tensors (read with weights_only=True)
-OFFICIAL_SUFFIXES = (".pth", ".pt")
 
 
 class DDGANModel(Model):
@@ -41,6 +32,8 @@ class DDGANModel(Model):
     config_class: ClassVar[type[DDGANConfig]] = DDGANConfig
     kind: ClassVar[str] = "diffusion"
     prediction_type: ClassVar[str] = "sample"
+    #: diffusers has no DDGAN pipeline; "official" is NVlabs' netG checkpoint (the ddgan-official converter)
+    export_formats: ClassVar[tuple[str, ...]] = ("zoo", "official")
     default_sampler: str | None = "ddgan"
     config: DDGANConfig
 
@@ -89,32 +82,3 @@ class DDGANModel(Model):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """G(x_t, t, z), for training."""
         return self.generator(x_t, t, z)
-
-    @classmethod
-    def from_card(
-        cls,
-        card: ModelCard,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | str | None = None,
-        revision: str | None = None,
-        weights_source: str | os.PathLike[str] | None = None,
-    ) -> Model:
-        """As ``Model.from_card``, plus: an official ``netG_*.pth`` is converted in memory with the card's config,
-        and a card whose official weights are not there yet says where to get them."""
-        source = weights_source or (card.weights.source if card.weights else None)
-        if source is not None and not str(source).startswith(("hf://", "hf-hub:", "embedded:")):
-            path = Path(source).expanduser()
-            if path.is_file() and path.suffix in OFFICIAL_SUFFIXES:
-                from zoo_ddgan.convert import official_model
-
-                model = official_model(path, config=card.config)
-                return model._finish_loading(card, device, dtype)
-            if not path.exists() and card.weights is not None and card.weights.format == "ddgan-official":
-                raise WeightsError(
-                    f"Model {card.name!r} needs the official DDGAN weights, expected at {path}. "
-                    f"{card.weights.notes or ''}".strip()
-                )
-        return super().from_card(
-            card, device=device, dtype=dtype, revision=revision, weights_source=weights_source
-        )

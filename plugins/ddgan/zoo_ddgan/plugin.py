@@ -12,7 +12,16 @@ def zoo_register_models(register):
 
 @hookimpl
 def zoo_register_converters(register):
-    register("ddgan-official", "zoo_ddgan.convert:convert_official")
+    register(
+        "ddgan-official",
+        reads="NVlabs DDGAN netG_<epoch>.pth (EMA generator state dict, keys prefixed module.)",
+        read="zoo_ddgan.convert:official_model",
+        writes="netG.pth in the NVlabs layout (module.-prefixed keys) + args.json (the train_ddgan.py arguments)",
+        write="zoo_ddgan.convert:write_official",
+        convert="zoo_ddgan.convert:convert_official",
+        architecture="ddgan.ncsnpp",
+        suffixes=(".pth", ".pt"),
+    )
 
 
 @hookimpl

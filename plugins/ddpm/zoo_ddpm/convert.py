@@ -30,6 +30,7 @@ import torch
 
 from zoo_core import weights
 from zoo_core.errors import WeightsError
+from zoo_ddpm.model import DDPMModel
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -250,22 +251,21 @@ def read_checkpoint(path: Path, ema: bool = True) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def convert_pytorch_ddpm(
+def pytorch_ddpm_model(
     source: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
     *,
+    config: Mapping[str, Any] | None = None,
     ema: bool = True,
     img_size: int = 32,
     beta_1: float = 1e-4,
     beta_T: float = 0.02,
-) -> Path:
-    """Convert a pytorch-ddpm ``ckpt.pt`` into a zoo ``ddpm.unet`` model directory (nothing is written on error).
+) -> DDPMModel:
+    """A pytorch-ddpm ``ckpt.pt`` as a ``DDPMModel`` (CPU, eval mode), every key and shape checked.
 
     ``img_size``, ``beta_1`` and ``beta_T`` are training flags the checkpoint does not store (CIFAR-10 values by
-    default); the number of timesteps is read from the embedding table.
+    default); the number of timesteps is read from the embedding table. ``config`` (a card's) is not needed: the
+    architecture is read from the checkpoint's shapes.
     """
-    from zoo_ddpm.model import DDPMModel
-
     source = Path(source)
     state = read_checkpoint(source, ema=ema)
     cfg, converted = convert_state_dict(state, str(source))
@@ -285,4 +285,12 @@ def convert_pytorch_ddpm(
         model = DDPMModel(config)
     weights.check_state_dict(model, converted, str(source))
     model.load_state_dict(converted, strict=True, assign=True)
-    return model.save_pretrained(out_dir)
+    return model.eval()
+
+
+def convert_pytorch_ddpm(
+    source: str | os.PathLike[str], out_dir: str | os.PathLike[str], **options: Any
+) -> Path:
+    """Convert a pytorch-ddpm ``ckpt.pt`` into a zoo ``ddpm.unet`` model directory (nothing is written on error);
+    ``options`` as for ``pytorch_ddpm_model``."""
+    return pytorch_ddpm_model(source, **options).save_pretrained(out_dir)

@@ -17,7 +17,12 @@ def zoo_register_models(register):
 
 @hookimpl
 def zoo_register_converters(register):
-    register("pytorch-ddpm", "zoo_ddpm.convert:convert_pytorch_ddpm")
+    register(
+        "pytorch-ddpm",
+        reads="w86763777/pytorch-ddpm ckpt.pt (ema_model, or net_model with --set ema=false)",
+        read="zoo_ddpm.convert:pytorch_ddpm_model",
+        architecture="ddpm.unet",
+    )
 
 
 @hookimpl

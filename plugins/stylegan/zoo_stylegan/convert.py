@@ -9,6 +9,7 @@ fine-tuning. Output: ``config.json`` + ``model.safetensors`` (+ ``discriminator.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,13 +20,24 @@ import torch
 from zoo_core import weights
 from zoo_core.errors import ConfigError, WeightsError
 from zoo_stylegan.config import DiscriminatorConfig, StyleGANConfig
-from zoo_stylegan.pickle_loader import PersistentObject, load_snapshot
+from zoo_stylegan.discriminator import Discriminator
+from zoo_stylegan.model import DISCRIMINATOR_WEIGHTS, StyleGANModel
+from zoo_stylegan.pickle_loader import (
+    OPT_IN_ENV,
+    OPT_IN_FLAG,
+    PersistentObject,
+    PickleNotAllowedError,
+    env_allows_pickle,
+    load_snapshot,
+    pickle_opt_in_message,
+)
 
 if TYPE_CHECKING:
-    from zoo_stylegan.discriminator import Discriminator
-    from zoo_stylegan.model import StyleGANModel
+    from zoo_core.cards import ModelCard
 
-DISCRIMINATOR_WEIGHTS = "discriminator.safetensors"
+__all__ = ["DISCRIMINATOR_WEIGHTS", "convert_stylegan2_ada_pkl", "models_from_snapshot"]
+#: what ``format="official"`` writes: G_ema's state dict under the official names, as safetensors
+OFFICIAL_NAME = "G_ema.safetensors"
 
 # Positional order of the official constructors, for snapshots whose networks were built with positional args.
 G_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
@@ -111,9 +123,6 @@ def models_from_snapshot(
     source: str = "the pickle",
 ) -> tuple[StyleGANModel, Discriminator | None]:
     """Our generator (from ``network``, normally ``G_ema``) and, if asked and present, the discriminator."""
-    from zoo_stylegan.discriminator import Discriminator
-    from zoo_stylegan.model import StyleGANModel
-
     g = _network(snapshot, network, "Generator")
     try:
         fields = generator_config(constructor_kwargs(g, G_ARGS))
@@ -166,3 +175,88 @@ def convert_stylegan2_ada_pkl(
             disc.state_dict(), out / DISCRIMINATOR_WEIGHTS, metadata={"format": "pt", "network": "D"}
         )
     return out
+
+
+# -- the converter functions the core calls (zoo_core.converter) ------------------------------------------------
+def _allowed(allow_pickle: bool | None) -> bool:
+    return bool(allow_pickle) if allow_pickle is not None else env_allows_pickle()
+
+
+def check_pickle_opt_in(
+    source: str, *, card: ModelCard | None = None, allow_pickle: bool | None = None, **_: Any
+) -> None:
+    """Refuse a pickle the user did not opt into, before it is downloaded, naming the risk and the opt-ins."""
+    if _allowed(allow_pickle):
+        return
+    spec = card.weights if card is not None else None
+    how = f"{OPT_IN_FLAG}=True (StyleGANModel.from_card / from_pretrained) or the environment {OPT_IN_ENV}=1"
+    shown = (
+        f"{source.rstrip('/')}/{spec.files[0]}"
+        if spec is not None and len(spec.files) == 1 and not source.endswith(".pkl")
+        else source
+    )
+    download = f"zoo download {card.name}" if weights.is_hub_source(source) and card is not None else None
+    raise PickleNotAllowedError(pickle_opt_in_message(shown, how, download))
+
+
+def read_pickle(
+    path: Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    allow_pickle: bool | None = None,
+    network: str = "G_ema",
+) -> StyleGANModel:
+    """An official ``.pkl``'s ``network`` (``G_ema``) as our model; its real constructor arguments are read from
+    the pickle, so a card's ``config`` (the paper's) is not needed."""
+    check_pickle_opt_in(str(path), allow_pickle=allow_pickle)
+    snapshot = load_snapshot(path, allow_pickle=True)
+    model, _ = models_from_snapshot(snapshot, network=network, include_discriminator=False, source=str(path))
+    return model
+
+
+def official_kwargs(config: StyleGANConfig) -> dict[str, Any]:
+    """Our config as the official ``training.networks.Generator`` keyword arguments (the inverse of
+    ``generator_config``): ``Generator(**kwargs).load_state_dict(state)`` rebuilds the network in their code."""
+    fields = config.model_dump(mode="json", exclude={"discriminator"})
+    mapping, synthesis = fields.pop("mapping"), fields.pop("synthesis")
+    return {**fields, "mapping_kwargs": mapping, "synthesis_kwargs": synthesis}
+
+
+def write_official(model: StyleGANModel, directory: Path) -> Path:
+    """``G_ema.safetensors``: the generator's state dict under the official StyleGAN2-ADA names (parameters and
+    buffers, as ``G_ema.state_dict()`` holds them), the constructor arguments in the metadata (``G_kwargs``)."""
+    if not isinstance(model, StyleGANModel):
+        raise TypeError(f"stylegan2-ada-safetensors writes StyleGAN2 models, not {type(model).__name__}")
+    metadata = {
+        "format": "pt",
+        "network": "G_ema",
+        "class_name": "training.networks.Generator",
+        "G_kwargs": json.dumps(official_kwargs(model.config)),
+    }
+    return weights.save_safetensors(model.state_dict(), Path(directory) / OFFICIAL_NAME, metadata=metadata)
+
+
+def read_official(path: Path, *, config: Mapping[str, Any] | None = None) -> StyleGANModel:
+    """A ``G_ema`` safetensors file (official names) as our model: the architecture from its ``G_kwargs``
+    metadata, else from ``config``."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as exc:
+        raise WeightsError(f"Could not read safetensors file {str(path)!r}: {exc}") from None
+    if "G_kwargs" in metadata:
+        fields = generator_config(json.loads(metadata["G_kwargs"]))
+    elif config is not None:
+        fields = dict(config)
+    else:
+        raise WeightsError(
+            f"{path} records no G_kwargs (the Generator's constructor arguments): give the config "
+            "(a card's config, or --set z_dim=... on `zoo convert`)"
+        )
+    parsed = StyleGANConfig.parse(fields, where=f"the G_kwargs of {path}")
+    with torch.device("meta"):
+        model = StyleGANModel(parsed)
+    _load(model, weights.load_safetensors(path), str(path))
+    return model.eval()

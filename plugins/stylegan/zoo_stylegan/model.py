@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,25 +21,17 @@ import torch
 from zoo_core import weights
 from zoo_core.conditioner import ClassLabelConditioner, labels_for_batch, pop_labels
 from zoo_core.errors import WeightsError
-from zoo_core.model import CONFIG_NAME, WEIGHTS_NAME, Model
+from zoo_core.model import WEIGHTS_NAME, Model
 from zoo_core.seeding import GeneratorLike, Seed, make_generator, randn
 from zoo_stylegan.config import StyleGANConfig
 from zoo_stylegan.generator import NOISE_MODES, MappingNetwork, NoiseMode, SynthesisNetwork
-from zoo_stylegan.pickle_loader import (
-    OPT_IN_ENV,
-    OPT_IN_FLAG,
-    PKL_FORMAT,
-    PickleNotAllowedError,
-    env_allows_pickle,
-    load_snapshot,
-    pickle_opt_in_message,
-)
+from zoo_stylegan.pickle_loader import OPT_IN_FLAG, PKL_FORMAT
 
 if TYPE_CHECKING:
-    from zoo_core.cards import ModelCard
     from zoo_stylegan.discriminator import Discriminator
 
-_ALLOW_PICKLE: ContextVar[bool | None] = ContextVar("zoo_stylegan_allow_pickle", default=None)
+#: the discriminator the converter keeps beside a converted generator, for fine-tuning
+DISCRIMINATOR_WEIGHTS = "discriminator.safetensors"
 
 
 def random_labels(n: int, num_classes: int, generator: GeneratorLike) -> torch.Tensor:
@@ -60,6 +51,8 @@ class StyleGANModel(Model):
     config_class = StyleGANConfig
     kind = "gan"
     default_sampler = "gan"
+    #: diffusers has no StyleGAN pipeline; "official" is G_ema's state dict as safetensors (stylegan2-ada-safetensors)
+    export_formats = ("zoo", "official")
     config: StyleGANConfig
 
     def __init__(self, config: StyleGANConfig | Mapping[str, Any] | None = None) -> None:
@@ -218,7 +211,6 @@ class StyleGANModel(Model):
         cls, directory: str | os.PathLike[str], config: StyleGANConfig | None = None
     ) -> Discriminator:
         """The discriminator saved next to a converted model (``discriminator.safetensors``)."""
-        from zoo_stylegan.convert import DISCRIMINATOR_WEIGHTS
         from zoo_stylegan.discriminator import Discriminator
 
         directory = Path(directory)
@@ -237,7 +229,7 @@ class StyleGANModel(Model):
         disc.load_state_dict(state, strict=True, assign=True)
         return disc.eval()
 
-    # -- loading official pickles (opt-in) --------------------------------------------------------------------
+    # -- a folder holding a pickle is not zoo weights -----------------------------------------------------------
     @classmethod
     def read_state_dict(cls, directory: Path) -> dict[str, torch.Tensor]:
         folder = directory if directory.is_dir() else directory.parent
@@ -247,79 +239,3 @@ class StyleGANModel(Model):
                 f"with a restricted unpickler): `zoo convert {PKL_FORMAT} FILE.pkl OUT_DIR --set {OPT_IN_FLAG}=true`"
             )
         return super().read_state_dict(directory)
-
-    @classmethod
-    def from_card(cls, card: ModelCard, *, allow_pickle: bool | None = None, **kwargs: Any) -> StyleGANModel:
-        """As ``Model.from_card``; ``allow_pickle=True`` lets a card whose weights are an official ``.pkl`` load."""
-        token = _ALLOW_PICKLE.set(allow_pickle)
-        try:
-            return super().from_card(card, **kwargs)
-        finally:
-            _ALLOW_PICKLE.reset(token)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path_or_repo: str | os.PathLike[str],
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | str | None = None,
-        revision: str | None = None,
-        card: ModelCard | None = None,
-        allow_pickle: bool | None = None,
-    ) -> StyleGANModel:
-        """Load zoo weights, or an official snapshot ``.pkl`` when the card's format says so (or the path is a
-        ``.pkl``) AND the user opted in: ``allow_pickle=True`` here or in ``from_card``, or ``ZOO_ALLOW_PICKLE=1``
-        (what ``zoo.load`` / ``zoo sample`` read). Without the opt-in the error names the risk and the flag."""
-        source = os.fspath(path_or_repo)
-        spec = card.weights if card is not None and card.weights is not None else None
-        local = Path(source).expanduser()
-        if local.is_dir() and (local / WEIGHTS_NAME).exists() and (local / CONFIG_NAME).exists():  # converted
-            is_pickle = False
-        else:
-            is_pickle = (spec is not None and spec.format == PKL_FORMAT) or source.endswith(".pkl")
-        if not is_pickle:
-            return super().from_pretrained(
-                path_or_repo, device=device, dtype=dtype, revision=revision, card=card
-            )
-
-        allowed = allow_pickle if allow_pickle is not None else _ALLOW_PICKLE.get()
-        if allowed is None:
-            allowed = env_allows_pickle()
-        if not allowed:  # refuse before downloading anything
-            how = f"{OPT_IN_FLAG}=True (StyleGANModel.from_card / from_pretrained) or the environment {OPT_IN_ENV}=1"
-            shown = (
-                f"{source.rstrip('/')}/{spec.files[0]}"
-                if spec is not None and len(spec.files) == 1 and not source.endswith(".pkl")
-                else source
-            )
-            remote = weights.is_hub_source(source)
-            download = f"zoo download {card.name}" if remote and card is not None else None
-            raise PickleNotAllowedError(pickle_opt_in_message(shown, how, download))
-        from zoo_stylegan.convert import models_from_snapshot
-
-        path = weights.resolve(
-            source,
-            revision=revision or (spec.revision if spec else None),
-            files=spec.files if spec else (),
-            sha256=spec.sha256 if spec else None,
-        )
-        pkl = _find_pickle(path, spec.files if spec else ())
-        snapshot = load_snapshot(pkl, allow_pickle=True)
-        model, _ = models_from_snapshot(snapshot, include_discriminator=False, source=str(pkl))
-        weights.check_finite(model.state_dict(), str(pkl))
-        return model._finish_loading(card, device, dtype)
-
-
-def _find_pickle(path: Path, files: Any = ()) -> Path:
-    """The one ``.pkl`` a resolved weights path names: the file itself, the card's file, or the only one there."""
-    if path.is_file():
-        return path
-    named = [path / f for f in files if str(f).endswith(".pkl") and (path / f).is_file()]
-    found = named or sorted(path.glob("*.pkl"))
-    if len(found) != 1:
-        listing = ", ".join(p.name for p in found) or "none"
-        raise WeightsError(
-            f"expected one StyleGAN2-ADA .pkl in {path}, found {listing}; name it in the card's files"
-        )
-    return found[0]

@@ -13,7 +13,24 @@ def zoo_register_models(register: Register) -> None:
 
 @hookimpl
 def zoo_register_converters(register: Register) -> None:
-    register("stylegan2-ada-pkl", "zoo_stylegan.convert:convert_stylegan2_ada_pkl")
+    register(
+        "stylegan2-ada-pkl",
+        reads="StyleGAN2-ADA network pickle (network-snapshot-*.pkl, G_ema); opt-in: allow_pickle=true",
+        read="zoo_stylegan.convert:read_pickle",
+        check="zoo_stylegan.convert:check_pickle_opt_in",
+        convert="zoo_stylegan.convert:convert_stylegan2_ada_pkl",
+        architecture="stylegan2",
+        suffixes=(".pkl",),
+    )
+    register(
+        "stylegan2-ada-safetensors",
+        reads="StyleGAN2-ADA G_ema state dict as safetensors (official key names; G_kwargs metadata)",
+        read="zoo_stylegan.convert:read_official",
+        writes="G_ema.safetensors: the official G_ema keys, constructor arguments in the metadata",
+        write="zoo_stylegan.convert:write_official",
+        architecture="stylegan2",
+        suffixes=(".safetensors",),
+    )
 
 
 @hookimpl
