@@ -186,6 +186,12 @@ def convert_official(
     return model.save_pretrained(out_dir)
 
 
+def official_state(model: DDGANModel) -> dict[str, torch.Tensor]:
+    """Our state dict under the official checkpoint's names: ``generator.X`` -> ``module.X``, in our order (the
+    official ``state_dict`` order)."""
+    return {PREFIX + k.removeprefix(OURS): v for k, v in model.state_dict().items() if k.startswith(OURS)}
+
+
 def write_official(model: DDGANModel, directory: Path) -> Path:
     """``netG.pth``: the generator's state dict as NVlabs' DistributedDataParallel training saves it (every key
     ``module.``-prefixed; their ``test_ddgan.py`` strips the prefix and calls ``load_state_dict``), a plain
@@ -194,11 +200,7 @@ def write_official(model: DDGANModel, directory: Path) -> Path:
     ``read_official``: read back, the tensors are bit-identical."""
     if not isinstance(model, DDGANModel):
         raise TypeError(f"ddgan-official writes DDGAN models, not {type(model).__name__}")
-    state = {
-        PREFIX + k.removeprefix(OURS): v.detach().to("cpu").contiguous().clone()
-        for k, v in model.state_dict().items()
-        if k.startswith(OURS)
-    }
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in official_state(model).items()}
     path = Path(directory) / OFFICIAL_NAME
     torch.save(state, path)
     weights.write_json_atomic(model.config.model_dump(mode="json"), Path(directory) / ARGS_NAME)
