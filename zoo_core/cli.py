@@ -70,36 +70,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_samplers(args: argparse.Namespace) -> int:
-    from zoo_core.api import get_sampler, list_samplers
-    from zoo_core.registry import get_registry
+    from zoo_core.cli_help import render_samplers, sampler_rows
 
-    rows = []
-    for name in list_samplers():
-        entry = get_registry().entry("samplers", name)
-        try:
-            sampler = get_sampler(name)
-            rows.append(
-                {
-                    "name": name,
-                    "plugin": entry.plugin,
-                    "kinds": list(sampler.kinds),
-                    "options": sorted(sampler.options),
-                    "description": sampler.description,
-                }
-            )
-        except ZooError as exc:
-            rows.append({"name": name, "plugin": entry.plugin, "error": str(exc)})
+    rows = sampler_rows()
     if args.json:
         _print_json(rows)
-        return 0
-    for row in rows:
-        if "error" in row:
-            print(f"{row['name']:<10} ({row['plugin']}) ERROR: {row['error']}")
-            continue
-        options = f" options: {', '.join(row['options'])}" if row["options"] else ""
-        print(
-            f"{row['name']:<10} ({row['plugin']}) kinds: {', '.join(row['kinds'])}.{options} — {row['description']}"
-        )
+    else:
+        print(render_samplers(rows))
     return 0
 
 
@@ -244,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plugins as JSON (versions, hooks, errors)")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("samplers", help="list samplers and the model kinds they run")
+    p = sub.add_parser(
+        "samplers", help="list samplers, their options with defaults, and the model kinds they run"
+    )
     p.add_argument("--json", action="store_true", help="print the samplers as JSON")
     p.set_defaults(func=cmd_samplers)
 
@@ -440,6 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `zoo samplers | head`: the reader left, nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit-time flush from failing again
+        return 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -113,3 +114,41 @@ def test_help_exits_zero(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 0 and "--" in capsys.readouterr().out
+
+
+def test_every_sampler_documents_its_options_and_the_defaults_are_the_real_ones():
+    import inspect
+
+    from zoo_core.api import get_sampler, list_samplers
+
+    for name in list_samplers():
+        cls = type(get_sampler(name))
+        info = cls.describe_options()
+        assert set(info) == set(cls.options)
+        assert all(option.help for option in info.values()), f"{name}: an option without help"
+        # a literal default must be what the code uses when the option is not given
+        for method in ("sample", "parse_options"):
+            params = inspect.signature(getattr(cls, method)).parameters if hasattr(cls, method) else {}
+            for key, param in params.items():
+                if key in info and info[key].default_text is None and param.default is not param.empty:
+                    assert info[key].default == param.default, f"{name}.{key}"
+
+
+def test_samplers_command_shows_options_defaults_and_kinds(capsys):
+    assert main(["samplers"]) == 0
+    out = capsys.readouterr().out
+    ddim = out[out.index("\nddim (builtin)") : out.index("\nddpm (builtin)")]
+    assert "runs: diffusion models (Denoisers, any prediction type); default steps: 50" in ddim
+    assert "eta               0.0             noise scale: 0 deterministic" in ddim
+    assert "timestep_spacing  the schedule's  which timesteps" in ddim
+    gan = out[out.index("\ngan (builtin)") :]
+    assert "runs: GAN generators (one forward pass); default steps: 1" in gan
+    assert "truncation_psi     1.0" in gan
+    assert "snr              0.16" in out[out.index("\npc (example)") :]
+    assert main(["samplers", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["euler-a"]["option_info"]["eta"] == {
+        "default": "1.0",
+        "help": "scale of the fresh noise: 0 is plain Euler, 1 full ancestral",
+    }
+    assert rows["ddpm"]["default_steps"] is None and rows["ddpm"]["kinds"] == ["diffusion"]
