@@ -27,6 +27,7 @@ from zoo_core.hookspecs import hookimpl
 _LAZY = {
     "Model": "zoo_core.model",
     "Sampler": "zoo_core.sampler",
+    "SamplerOption": "zoo_core.sampler",
     "Conditioner": "zoo_core.conditioner",
     "Denoiser": "zoo_core.denoiser",
     "NoiseSchedule": "zoo_core.schedule",

@@ -615,7 +615,11 @@ def _progress(total: int, quiet: bool) -> Any:
     bar = tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True)
 
     def advance(k: int, close: bool = False) -> None:
-        bar.update(k)
+        # the last images are counted without drawing: close() draws the final 100% line, once
+        if bar.n + k < total:
+            bar.update(k)
+        else:
+            bar.n += k
         if close:
             bar.close()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,36 +70,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_samplers(args: argparse.Namespace) -> int:
-    from zoo_core.api import get_sampler, list_samplers
-    from zoo_core.registry import get_registry
+    from zoo_core.cli_help import render_samplers, sampler_rows
 
-    rows = []
-    for name in list_samplers():
-        entry = get_registry().entry("samplers", name)
-        try:
-            sampler = get_sampler(name)
-            rows.append(
-                {
-                    "name": name,
-                    "plugin": entry.plugin,
-                    "kinds": list(sampler.kinds),
-                    "options": sorted(sampler.options),
-                    "description": sampler.description,
-                }
-            )
-        except ZooError as exc:
-            rows.append({"name": name, "plugin": entry.plugin, "error": str(exc)})
+    rows = sampler_rows()
     if args.json:
         _print_json(rows)
-        return 0
-    for row in rows:
-        if "error" in row:
-            print(f"{row['name']:<10} ({row['plugin']}) ERROR: {row['error']}")
-            continue
-        options = f" options: {', '.join(row['options'])}" if row["options"] else ""
-        print(
-            f"{row['name']:<10} ({row['plugin']}) kinds: {', '.join(row['kinds'])}.{options} — {row['description']}"
-        )
+    else:
+        print(render_samplers(rows))
     return 0
 
 
@@ -257,34 +236,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'ddpm-*'")
-    p.add_argument("--family")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--family", help="only this family (ddpm, ddgan, stylegan, latent, ...)")
+    p.add_argument("--json", action="store_true", help="print the cards as JSON (without metrics)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="show a model card")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("name", help="model name (`zoo list` shows them)")
+    p.add_argument("--json", action="store_true", help="print the whole card as JSON")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("plugins", help="list plugins, what they registered, and their errors")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the plugins as JSON (versions, hooks, errors)")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("samplers", help="list samplers and the model kinds they run")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "samplers", help="list samplers, their options with defaults, and the model kinds they run"
+    )
+    p.add_argument("--json", action="store_true", help="print the samplers as JSON")
     p.set_defaults(func=cmd_samplers)
 
     p = sub.add_parser("download", help="download (and verify) a model's weights into the Hub cache")
-    p.add_argument("name")
-    p.add_argument("--revision")
-    p.add_argument("--cache-dir")
+    p.add_argument("name", help="model name (`zoo list` shows them)")
+    p.add_argument("--revision", help="Hub branch, tag or commit (default: the card's pinned revision)")
+    p.add_argument("--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser(
         "sample",
         help="sample a model into a grid, an .npz array or a folder of PNGs (resumable, shardable under torchrun)",
     )
-    p.add_argument("name")
+    p.add_argument("name", help="model name or saved model directory (`zoo sample NAME --help`: its options)")
     p.add_argument(
         "-n",
         "--n",
@@ -311,39 +292,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS, else the CPUs not already busy)"
     )
-    p.add_argument("--sampler")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--device")
+    p.add_argument("--sampler", help="sampler name (default: the model's; `zoo samplers` lists them)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the card's for its sampler)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps, ... (default: cpu)")
     p.add_argument(
         "--dtype", help="float32 (default), bfloat16, float16, or auto (the hardware's fast path, printed)"
     )
-    p.add_argument("--revision")
+    p.add_argument("--revision", help="Hub branch, tag or commit of the weights (default: the card's)")
     p.add_argument("--weights", help="replace the card's weights source (directory, file or hf://...)")
     p.add_argument(
         "--allow-nonfinite-weights",
         action="store_true",
         help="load weights holding NaN/inf anyway (debugging)",
     )
-    p.add_argument("--prompt")
-    p.add_argument("--negative-prompt")
-    p.add_argument("--guidance-scale", type=float)
-    p.add_argument("--eta", type=float)
-    p.add_argument("--truncation-psi", type=float)
+    p.add_argument("--prompt", help="text prompt (text-to-image models)")
+    p.add_argument("--negative-prompt", help="what to steer away from (text-to-image models; default '')")
+    p.add_argument(
+        "--guidance-scale",
+        type=float,
+        help="classifier-free guidance weight (text-to-image; <= 1: no guidance)",
+    )
+    p.add_argument("--eta", type=float, help="noise of DDIM / euler-a steps (0: deterministic)")
+    p.add_argument("--truncation-psi", type=float, help="GAN truncation toward the mean w (1: none)")
     p.add_argument("--labels", help="comma-separated class labels, one per image")
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="any other sample() argument (JSON value)"
     )
-    p.add_argument("--nrow", type=int)
+    p.add_argument("--nrow", type=int, help="images per grid row (default: about the square root of n)")
     p.add_argument("--scale", type=int, default=1, help="enlarge the grid by this factor (nearest neighbour)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("push", help="upload a saved model directory to the Hugging Face Hub")
-    p.add_argument("directory")
-    p.add_argument("repo_id")
-    p.add_argument("--private", action="store_true")
-    p.add_argument("--revision")
-    p.add_argument("--message")
+    p.add_argument("directory", help="a folder written by save_pretrained or `zoo export`")
+    p.add_argument("repo_id", help="the Hub repository, org/name (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--revision", help="branch to upload to (default: main)")
+    p.add_argument("--message", help="commit message")
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("export", help="write a model in the zoo, diffusers or official layout")
@@ -432,11 +417,38 @@ def _add_plugin_commands(sub: Any) -> None:
                     registry._fail(plugin, f"zoo_register_commands raised {type(exc).__name__}: {exc}", exc)
 
 
+def _is_zoo_warning(category: type[Warning]) -> bool:
+    """Warnings zoo and its plugins raise for users (unverified weights, Hub unreachable, truncated prompt)."""
+    return category.__module__.split(".")[0].startswith("zoo")
+
+
+@contextlib.contextmanager
+def clean_warnings() -> Iterator[None]:
+    """Show zoo's own warnings as one line ``warning: ...`` on stderr, not ``file:line: Category: ...`` with the
+    source line: on the command line the file and line are noise. Other libraries' warnings keep their format."""
+    original = warnings.showwarning
+
+    def show(
+        message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+    ):
+        if _is_zoo_warning(category):
+            print(f"warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
+        with clean_warnings():
+            return int(args.func(args) or 0)
     except (ZooError, ValueError, TypeError) as exc:
         # bad input (names, configs, sampler arguments) -> one clear line; ZOO_DEBUG=1 shows the traceback
         if os.environ.get("ZOO_DEBUG"):
@@ -445,6 +457,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `zoo samplers | head`: the reader left, nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit-time flush from failing again
+        return 0
 
 
 if __name__ == "__main__":

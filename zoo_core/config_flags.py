@@ -46,9 +46,18 @@ def describe_default(info: FieldInfo) -> str:
     return "null" if info.default is None else repr(info.default)
 
 
-def field_help(info: FieldInfo) -> str:
+def field_description(config_class: type[BaseModel], name: str) -> str:
+    """The field's description, or a base class's when a subclass only changed its default (``lr: float = 5e-6``)."""
+    for klass in config_class.__mro__:
+        fields = getattr(klass, "__pydantic_fields__", None)
+        if isinstance(fields, dict) and name in fields and fields[name].description:
+            return fields[name].description.strip()
+    return ""
+
+
+def field_help(info: FieldInfo, description: str | None = None) -> str:
     """``description (type; default X)``: what ``--help`` shows for a field."""
-    text = (info.description or "").strip()
+    text = (info.description if description is None else description or "").strip()
     details = f"{describe_type(info.annotation)}; default {describe_default(info)}"
     return f"{text} ({details})" if text else details
 
@@ -125,7 +134,8 @@ def add_config_flags(
     group = parser.add_argument_group(title or f"{config_class.__name__} fields")
     for name, info in config_class.model_fields.items():
         flags = [flag_name(name), *(aliases or {}).get(name, ())]
-        common: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": field_help(info)}
+        help_text = field_help(info, field_description(config_class, name))
+        common: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
         if _is_bool(info.annotation):
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
         elif (choices := _literal_choices(info.annotation)) is not None:

@@ -10,7 +10,8 @@ party's model.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -28,6 +29,22 @@ KIND_NAMES = {
 StepCallback = Callable[[int, Any, torch.Tensor], None]
 
 
+@dataclass(frozen=True)
+class SamplerOption:
+    """What ``zoo samplers`` and ``zoo sample NAME --help`` say about one sampler option.
+
+    ``default`` is the value the sampler uses when the option is not given; ``default_text`` says it in words when
+    it comes from elsewhere (None: "the schedule's", the model's config).
+    """
+
+    help: str
+    default: Any = None
+    default_text: str | None = None
+
+    def shown_default(self) -> str:
+        return self.default_text if self.default_text is not None else repr(self.default)
+
+
 class Sampler(ABC):
     """Base class of samplers. Subclasses set the class attributes and implement ``__call__``."""
 
@@ -37,8 +54,19 @@ class Sampler(ABC):
     kinds: ClassVar[tuple[str, ...]] = ("diffusion",)
     #: extra keyword options ``__call__`` accepts (e.g. ``eta``); ``Model.sample`` routes these to the sampler
     options: ClassVar[frozenset[str]] = frozenset()
+    #: default and help of the options (a subclass's entries add to its bases'); see ``describe_options``
+    option_info: ClassVar[Mapping[str, SamplerOption]] = {}
     #: steps when neither the call nor the card says
     default_steps: ClassVar[int | None] = 50
+
+    @classmethod
+    def describe_options(cls) -> dict[str, SamplerOption]:
+        """Every name in ``options`` with its default and help, from ``option_info`` along the class hierarchy; an
+        option a (third-party) sampler left undocumented gets an empty help."""
+        info: dict[str, SamplerOption] = {}
+        for klass in reversed(cls.__mro__):
+            info.update(vars(klass).get("option_info", {}))
+        return {name: info.get(name, SamplerOption("", default_text="?")) for name in sorted(cls.options)}
 
     def supports(self, model: Any) -> bool:
         """Whether this sampler runs ``model``: its kind is one of ``kinds`` (for a diffusion model the core

@@ -7,14 +7,14 @@ variance-exploding variable x = x_t / sqrt(a_t) = x0 + sigma eps and feed the ne
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from zoo_core.errors import SamplerError
 from zoo_core.prediction import NO_CLIPPING, Clipping, Prediction, check_prediction_type, to_x0_eps
-from zoo_core.sampler import Sampler, StepCallback
+from zoo_core.sampler import Sampler, SamplerOption, StepCallback
 from zoo_core.schedule import NoiseSchedule, karras_sigmas, linspace, trailing_timesteps
 from zoo_core.seeding import GeneratorLike, randn
 
@@ -24,6 +24,16 @@ __all__ = ["DiffusionSampler", "Prediction", "Run", "to_x0_eps"]
 #: options every diffusion sampler accepts: img2img start and x0 clipping
 COMMON_OPTIONS = frozenset({"init", "strength", "clip_sample"})
 SPACINGS = ("leading", "trailing", "linspace")
+COMMON_OPTION_INFO = {
+    "init": SamplerOption(
+        "img2img: start from this image/latent tensor diffused to the first step", None, "none"
+    ),
+    "strength": SamplerOption(
+        "img2img: share of the steps run from init (1: all, the init drowned)", None, "1.0 with init"
+    ),
+    "clip_sample": SamplerOption("clip x0 to the schedule's range at every step", None, "the schedule's"),
+}
+SPACING_INFO = SamplerOption("which timesteps: leading, trailing or linspace", None, "the schedule's")
 
 
 class DiffusionSampler(Sampler):
@@ -34,6 +44,7 @@ class DiffusionSampler(Sampler):
 
     kinds: ClassVar[tuple[str, ...]] = ("diffusion",)
     options: ClassVar[frozenset[str]] = COMMON_OPTIONS
+    option_info: ClassVar[Mapping[str, SamplerOption]] = COMMON_OPTION_INFO
 
     def __call__(
         self,

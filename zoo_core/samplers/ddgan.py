@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import torch
 
+from zoo_core.sampler import SamplerOption
 from zoo_core.samplers.common import (
     COMMON_OPTIONS,
+    SPACING_INFO,
     DiffusionSampler,
     Run,
     timestep_start,
@@ -31,6 +33,7 @@ class DDGANSampler(DiffusionSampler):
         "DDGAN posterior sampling: x_{t-1} ~ q(x_{t-1} | x_t, x0' = G(x_t, t, z)) (Xiao et al. 2022)"
     )
     options = COMMON_OPTIONS | {"timestep_spacing"}
+    option_info = {"timestep_spacing": SamplerOption(SPACING_INFO.help, None, "trailing")}
     default_steps = None  # every training timestep: T
 
     def sample(

@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 
-from zoo_core.sampler import StepCallback
+from zoo_core.sampler import SamplerOption, StepCallback
 from zoo_core.samplers.common import (
     COMMON_OPTIONS,
+    SPACING_INFO,
     DiffusionSampler,
     Run,
     check_eta,
@@ -56,6 +57,10 @@ class DDIMSampler(DiffusionSampler):
         "DDIM (Song et al. 2021): eta=0 deterministic, eta=1 DDPM-like; leading/trailing/linspace spacing"
     )
     options = COMMON_OPTIONS | {"eta", "timestep_spacing"}
+    option_info = {
+        "eta": SamplerOption("noise scale: 0 deterministic (the DDIM ODE), 1 DDPM's posterior variance", 0.0),
+        "timestep_spacing": SPACING_INFO,
+    }
     default_steps = 50
 
     def sample(

@@ -17,8 +17,10 @@ from __future__ import annotations
 import torch
 
 from zoo_core.errors import SamplerError
+from zoo_core.sampler import SamplerOption
 from zoo_core.samplers.common import (
     COMMON_OPTIONS,
+    SPACING_INFO,
     DiffusionSampler,
     Run,
     timestep_start,
@@ -43,6 +45,12 @@ class DDPMSampler(DiffusionSampler):
     name = "ddpm"
     description = "ancestral DDPM sampling (Ho et al. 2020); variance fixed_small or fixed_large"
     options = COMMON_OPTIONS | {"variance_type", "timestep_spacing"}
+    option_info = {
+        "variance_type": SamplerOption(
+            "fixed_small (posterior variance) or fixed_large (beta_t)", None, "the schedule's"
+        ),
+        "timestep_spacing": SPACING_INFO,
+    }
     default_steps = None  # every training timestep
 
     def sample(

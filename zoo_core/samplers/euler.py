@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from zoo_core.sampler import SamplerOption
 from zoo_core.samplers.common import ancestral_sigmas, check_eta
 from zoo_core.samplers.sigma import SigmaSampler, SigmaStep
 
@@ -37,6 +38,7 @@ class EulerAncestralSampler(SigmaSampler):
         "Euler-ancestral: Euler to sigma_down plus fresh noise sigma_up (eta scales it; 1 = default)"
     )
     options = SigmaSampler.options | {"eta"}
+    option_info = {"eta": SamplerOption("scale of the fresh noise: 0 is plain Euler, 1 full ancestral", 1.0)}
     default_steps = 50
 
     def parse_options(self, eta: float = 1.0) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from zoo_core.errors import SamplerError
-from zoo_core.sampler import Sampler, StepCallback
+from zoo_core.sampler import Sampler, SamplerOption, StepCallback
 from zoo_core.seeding import GeneratorLike, randn
 
 
@@ -19,6 +19,17 @@ class GANSampler(Sampler):
     description = "one forward pass of a generator: z ~ N(0, I) -> G(z, c)"
     kinds = ("gan",)
     options = frozenset({"truncation_psi", "truncation_cutoff", "noise_mode", "mix_seed", "mix_layer"})
+    option_info = {
+        "truncation_psi": SamplerOption(
+            "pull w toward the mean w: 1 none, 0.7 typical, 0 the mean image", 1.0
+        ),
+        "truncation_cutoff": SamplerOption("truncate only the first this many layers", None, "all layers"),
+        "noise_mode": SamplerOption("per-layer noise: const (stored), random or none", "const"),
+        "mix_seed": SamplerOption("style mixing: seed of a second latent", None, "no mixing"),
+        "mix_layer": SamplerOption(
+            "style mixing: ws from this index on come from the second latent", None, "half of the ws"
+        ),
+    }
     default_steps = 1
 
     def __call__(

@@ -31,6 +31,7 @@ import torch
 from zoo_core.errors import SamplerError
 from zoo_core.samplers.common import (
     COMMON_OPTIONS,
+    SPACING_INFO,
     DiffusionSampler,
     Run,
     timestep_start,
@@ -61,6 +62,7 @@ class PNDMSampler(DiffusionSampler):
         "PNDM / PLMS (Liu et al. 2022): 4th-order linear multistep, Stable Diffusion's default scheduler"
     )
     options = COMMON_OPTIONS | {"timestep_spacing"}
+    option_info = {"timestep_spacing": SPACING_INFO}
     default_steps = 50
 
     def sample(

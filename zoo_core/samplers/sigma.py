@@ -19,14 +19,17 @@ alpha sigma eps, integer timesteps).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
 from zoo_core.prediction import Prediction
+from zoo_core.sampler import SamplerOption
 from zoo_core.samplers.common import (
     COMMON_OPTIONS,
+    SPACING_INFO,
     DiffusionSampler,
     Run,
     check_init,
@@ -91,6 +94,12 @@ class SigmaSampler(DiffusionSampler):
     """Base of the sigma-space samplers; subclasses implement ``step`` (and ``parse_options`` for extra options)."""
 
     options: ClassVar[frozenset[str]] = COMMON_OPTIONS | {"use_karras_sigmas", "timestep_spacing"}
+    option_info: ClassVar[Mapping[str, SamplerOption]] = {
+        "use_karras_sigmas": SamplerOption(
+            "step on Karras et al.'s sigma spacing (rho 7)", None, "the schedule's"
+        ),
+        "timestep_spacing": SPACING_INFO,
+    }
     space: ClassVar[str] = "ve"
 
     def plan(

@@ -25,7 +25,7 @@ class TrainConfig(Config):
     """Options of the core training loop. ``batch_size`` is global: summed over processes and accumulation."""
 
     out_dir: str = Field("runs/train", description="checkpoints, metrics.jsonl, samples and the final model")
-    seed: int = 0
+    seed: int = Field(0, description="seeds the model init, data order, noise and dropout (exact on resume)")
     max_steps: int = Field(1000, ge=1, description="optimizer steps (each sees one global batch)")
     stop_at: int | None = Field(
         None,
@@ -41,13 +41,15 @@ class TrainConfig(Config):
     )
 
     # optimizer (AdamW) and learning rate
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(1e-4, gt=0, description="peak learning rate of AdamW")
     warmup_steps: int = Field(0, ge=0, description="linear warm-up from lr/warmup_steps to lr")
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="after warm-up: constant, or cosine decay to lr * min_lr_ratio at max_steps"
+    )
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine decays to lr * min_lr_ratio")
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW (beta1, beta2)")
+    adam_eps: float = Field(1e-8, gt=0, description="AdamW epsilon")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay")
     grad_clip: float | None = Field(1.0, description="max global grad norm per optimizer; null: no clipping")
 
     # EMA of the weights (the EMA model is what samples and the exported model use)
@@ -59,13 +61,13 @@ class TrainConfig(Config):
 
     # bookkeeping
     checkpoint_every: int = Field(1000, ge=0, description="0: only at the end")
-    keep_checkpoints: int = Field(3, ge=1)
-    log_every: int = Field(10, ge=1)
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept; older ones are deleted")
+    log_every: int = Field(10, ge=1, description="steps between metrics.jsonl lines")
     sample_every: int = Field(0, ge=0, description="0: no sample grids during training")
-    sample_n: int = Field(16, ge=1)
-    sample_seed: int = 0
+    sample_n: int = Field(16, ge=1, description="images per validation grid")
+    sample_seed: int = Field(0, description="seed of the validation grids (the same images every time)")
     sample_sampler: str | None = Field(None, description="default: the model's default sampler")
-    sample_steps: int | None = Field(None, ge=1)
+    sample_steps: int | None = Field(None, ge=1, description="default: the sampler's steps for the model")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
     progress: bool = Field(True, description="tqdm progress bar on rank 0")
     save_final: bool = Field(True, description="save_pretrained the (EMA) model to out_dir/model at the end")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from zoo import SamplerOption
 from zoo_core.errors import SamplerError
 from zoo_core.samplers.common import COMMON_OPTIONS
 from zoo_core.samplers.sigma import SigmaSampler, SigmaStep
@@ -26,6 +27,10 @@ class PredictorCorrectorSampler(SigmaSampler):
     name = "pc"
     description = "predictor-corrector: probability-flow Euler steps + Langevin corrector (example plugin)"
     options = COMMON_OPTIONS | {"corrector_steps", "snr"}
+    option_info = {  # shown by `zoo samplers` and `zoo sample NAME --help`
+        "corrector_steps": SamplerOption("Langevin corrector updates per step (0: the predictor alone)", 1),
+        "snr": SamplerOption("signal-to-noise ratio that sets the corrector's step size", 0.16),
+    }
     default_steps = 50
 
     def plan(

@@ -54,11 +54,11 @@ class DreamBoothConfig(TrainConfig):
     class_dir: str | None = Field(None, description="cache of class images; default out_dir/class_images")
     prior_loss_weight: float = Field(1.0, ge=0, description="lambda of mse(class)")
     class_seed: int = Field(0, description="class image j is drawn with seed class_seed + j")
-    class_sampler: str = "ddim"
-    class_steps: int = Field(25, ge=1)
+    class_sampler: str = Field("ddim", description="sampler drawing the class images")
+    class_steps: int = Field(25, ge=1, description="steps of class_sampler")
     class_guidance: float | None = Field(None, description="default: the base model's guidance_scale")
     resolution: int | None = Field(None, ge=8, description="image side; default the base model's")
-    train_text_encoder: bool = False
+    train_text_encoder: bool = Field(False, description="also fine-tune the text encoder")
 
     lora: bool = Field(False, description="train LoRA adapters (peft) instead of the whole UNet")
     rank: int = Field(4, gt=0, description="LoRA rank r")
@@ -68,12 +68,14 @@ class DreamBoothConfig(TrainConfig):
         default_factory=lambda: list(TEXT_LORA_TARGETS),
         description="text encoder modules (train_text_encoder)",
     )
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
 
     validation_prompts: list[str] = Field(
         default_factory=list, description="grid prompts; default instance_prompt"
     )
-    sample_guidance: float | None = None
+    sample_guidance: float | None = Field(
+        None, description="validation grids; default: the model's guidance_scale"
+    )
 
     # DreamBooth's own defaults for the core fields (paper / diffusers' script): one image per step, no EMA
     lr: float = Field(5e-6, gt=0, description="default 5e-6 for the whole UNet, 1e-4 with lora")

@@ -91,7 +91,7 @@ class T2ITrainConfig(TrainConfig):
     cache_dataset: bool = Field(True, description="draw every item once and keep it in memory")
 
     # stage vae
-    recon_loss: Literal["l1", "l2", "l1+l2"] = "l1+l2"
+    recon_loss: Literal["l1", "l2", "l1+l2"] = Field("l1+l2", description="VAE pixel reconstruction loss")
     kl_weight: float = Field(1e-6, ge=0, description="KL (summed over latents) per summed pixel error")
     crop_size: int | None = Field(
         None, ge=8, description="train on random crops of this side (a multiple of the downsampling factor)"
@@ -99,9 +99,11 @@ class T2ITrainConfig(TrainConfig):
 
     # stage unet
     caption_dropout: float = Field(0.1, ge=0, le=1, description="share of captions replaced by ''")
-    train_text_encoder: bool = True
+    train_text_encoder: bool = Field(True, description="train the text encoder with the UNet")
     scaling_factor: float | Literal["auto"] = Field("auto", description="latent scale; auto: 1 / std")
-    scaling_samples: int = Field(512, ge=2)
+    scaling_samples: int = Field(
+        512, ge=2, description="training images whose latents set scaling_factor auto"
+    )
 
     # validation samples
     sample_prompts: list[str] = Field(default_factory=list, description="default: captions of dataset items")

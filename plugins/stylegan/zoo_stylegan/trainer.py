@@ -83,11 +83,15 @@ class StyleGANTrainConfig(TrainConfig):
     r1_interval: int | None = Field(16, ge=1, description="lazy R1 every this many steps; null: every step")
     pl_weight: float = Field(0.0, ge=0, description="path-length weight (official 2; off for small data)")
     pl_interval: int | None = Field(4, ge=1, description="lazy path length every this many steps")
-    pl_batch_shrink: int = Field(2, ge=1)
-    pl_decay: float = Field(0.01, gt=0, le=1)
-    style_mixing_prob: float = Field(0.9, ge=0, le=1)
+    pl_batch_shrink: int = Field(2, ge=1, description="path length on batch / this many images")
+    pl_decay: float = Field(0.01, gt=0, le=1, description="EMA rate of the path-length target")
+    style_mixing_prob: float = Field(
+        0.9, ge=0, le=1, description="share of images mixing two latents' styles"
+    )
     # augmentation before D
-    augment: Literal["none", "diffaugment", "ada"] = "ada"
+    augment: Literal["none", "diffaugment", "ada"] = Field(
+        "ada", description="D's input augmentation: adaptive p (ada), always on (diffaugment) or none"
+    )
     augment_policy: str = Field("color,translation,cutout", description="ops, comma-separated")
     augment_p: float = Field(0.0, ge=0, le=1, description="initial p of ada (diffaugment: always 1)")
     ada_target: float = Field(0.6, gt=0, lt=1, description="target of r_t = E[sign(D(real))]")

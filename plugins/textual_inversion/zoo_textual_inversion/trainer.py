@@ -77,7 +77,9 @@ class TextualInversionConfig(TrainConfig):
     )
     size: int | None = Field(None, ge=8, description="image side (default: the base model's)")
     sample_prompt: str = Field("a photo of a {}", description="validation grids: this prompt with the token")
-    sample_guidance: float | None = None
+    sample_guidance: float | None = Field(
+        None, description="validation grids; default: the model's guidance_scale"
+    )
 
     lr: float = Field(5e-3, gt=0)  # the official rate (diffusers: 5e-4 scaled by batch size)
     batch_size: int = 4

@@ -1,0 +1,154 @@
+"""The CLI explains itself: every option has help, and models, samplers and trainers list their own options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from zoo_core.cli import build_parser, clean_warnings, main
+from zoo_core.config_flags import field_description
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def undocumented(parser: argparse.ArgumentParser, path: str) -> list[str]:
+    """Every option, positional and sub-command under ``parser`` (nested) that has no help text."""
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not helps.get(name):
+                    missing.append(f"{path} {name} (the command itself)")
+                missing += undocumented(sub, f"{path} {name}")
+        elif not action.help or action.help == argparse.SUPPRESS:
+            missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+def test_every_option_of_every_command_has_help():
+    parser = build_parser()
+    assert undocumented(parser, "zoo") == []
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    # the walk reached the nested report commands and the commands whose options are built per name
+    assert {"list", "sample", "train", "eval", "report", "export", "push"} <= set(commands)
+    reports = next(a for a in commands["report"]._actions if isinstance(a, argparse._SubParsersAction))
+    assert "trilemma" in reports.choices
+
+
+def test_the_walk_finds_an_undocumented_option():
+    parser = argparse.ArgumentParser(prog="x")
+    sub = parser.add_subparsers()
+    inner = sub.add_parser("a", help="a").add_subparsers().add_parser("b", help="b")
+    inner.add_argument("--quiet", help="documented")
+    inner.add_argument("--loud")
+    sub.add_parser("c")
+    assert undocumented(parser, "x") == ["x a b --loud", "x c (the command itself)"]
+
+
+def test_every_trainer_option_has_a_description():
+    from zoo_core.training.api import get_trainer_class, list_trainers, trainer_parser
+
+    for name in list_trainers():
+        parser = trainer_parser(name, get_trainer_class(name))
+        assert undocumented(parser, f"zoo train {name}") == []
+        config = get_trainer_class(name).config_class
+        bare = [f for f in config.model_fields if not field_description(config, f)]
+        assert bare == [], f"{name}: fields without a description"
+
+
+def test_zoo_warnings_are_one_clean_line(capsys):
+    from zoo_core.errors import UnverifiedWeightsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda m, c, f, n, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(m, c, f, n, line)
+        )  # Python's own display (pytest records warnings instead)
+        with clean_warnings():
+            warnings.warn("dir: checksums not checked", UnverifiedWeightsWarning, stacklevel=1)
+            warnings.warn("a library's own", DeprecationWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: dir: checksums not checked\n")
+    assert "DeprecationWarning: a library's own" in err  # other libraries keep Python's format
+
+
+def test_unverified_weights_warning_reaches_the_cli_user_as_one_line(tmp_path):
+    weights = ROOT / "plugins/ddgan/zoo_ddgan/weights/ddgan-digits"
+    out = tmp_path / "one.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo_core.cli", "sample", "ddgan", "-n", "1", "--quiet", "--out", str(out)]
+        + ["--weights", str(weights)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert f"warning: {weights}: checksums not checked (the card 'ddgan' pins its published files" in lines[0]
+    assert "UnverifiedWeightsWarning" not in result.stderr and ".py:" not in result.stderr
+    assert out.exists()
+
+
+def test_progress_bar_prints_100_percent_once(capsys):
+    from zoo_core.bulk import _progress
+
+    advance = _progress(6, quiet=False)
+    for _ in range(3):
+        time.sleep(0.12)  # past tqdm's mininterval, so every update draws
+        advance(2)
+    advance(0, close=True)
+    frames = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert sum("100%" in f for f in frames) == 1
+    assert any(" 33%" in f for f in frames) and any(" 67%" in f for f in frames)
+
+
+@pytest.mark.parametrize("argv", [["list", "--help"], ["sample", "--help"], ["report", "trilemma", "--help"]])
+def test_help_exits_zero(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0 and "--" in capsys.readouterr().out
+
+
+def test_every_sampler_documents_its_options_and_the_defaults_are_the_real_ones():
+    import inspect
+
+    from zoo_core.api import get_sampler, list_samplers
+
+    for name in list_samplers():
+        cls = type(get_sampler(name))
+        info = cls.describe_options()
+        assert set(info) == set(cls.options)
+        assert all(option.help for option in info.values()), f"{name}: an option without help"
+        # a literal default must be what the code uses when the option is not given
+        for method in ("sample", "parse_options"):
+            params = inspect.signature(getattr(cls, method)).parameters if hasattr(cls, method) else {}
+            for key, param in params.items():
+                if key in info and info[key].default_text is None and param.default is not param.empty:
+                    assert info[key].default == param.default, f"{name}.{key}"
+
+
+def test_samplers_command_shows_options_defaults_and_kinds(capsys):
+    assert main(["samplers"]) == 0
+    out = capsys.readouterr().out
+    ddim = out[out.index("\nddim (builtin)") : out.index("\nddpm (builtin)")]
+    assert "runs: diffusion models (Denoisers, any prediction type); default steps: 50" in ddim
+    assert "eta               0.0             noise scale: 0 deterministic" in ddim
+    assert "timestep_spacing  the schedule's  which timesteps" in ddim
+    gan = out[out.index("\ngan (builtin)") :]
+    assert "runs: GAN generators (one forward pass); default steps: 1" in gan
+    assert "truncation_psi     1.0" in gan
+    assert "snr              0.16" in out[out.index("\npc (example)") :]
+    assert main(["samplers", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["euler-a"]["option_info"]["eta"] == {
+        "default": "1.0",
+        "help": "scale of the fresh noise: 0 is plain Euler, 1 full ancestral",
+    }
+    assert rows["ddpm"]["default_steps"] is None and rows["ddpm"]["kinds"] == ["diffusion"]
