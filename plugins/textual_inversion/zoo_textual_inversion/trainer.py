@@ -27,7 +27,7 @@ from torch.func import functional_call
 from torch.utils.data import Dataset
 from zoo_latent.model import LatentTextToImageModel
 from zoo_latent.textual_inversion import LEARNED_EMBEDS, save_learned_embeds, vector_names
-from zoo_latent.trainer import diffusion_target, posterior_sample, scale_latents
+from zoo_latent.trainer import check_base, diffusion_target, load_base, posterior_sample, scale_latents
 
 from zoo_core.errors import ConfigError, ZooError
 from zoo_core.trainer import Trainer, TrainParts
@@ -153,16 +153,13 @@ class TextualInversionTrainer(Trainer):
     config: TextualInversionConfig
     base: LatentTextToImageModel
 
-    def build_model(self) -> nn.Module:
-        from zoo_core.api import load
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        check_base(self.config.base)  # an unknown name fails here, before any work
 
+    def build_model(self) -> nn.Module:
         c = self.config
-        try:
-            base = load(c.base)
-        except ZooError as exc:
-            raise ConfigError(f"base {c.base!r} cannot be loaded: {exc}") from None
-        if not isinstance(base, LatentTextToImageModel) or base.tokenizer is None:
-            raise ConfigError(f"base {c.base!r} is not a latent text-to-image model with a tokenizer")
+        base = load_base(c.base, "textual inversion")
         tokenizer = base.tokenizer
         pieces = tokenizer.encode(c.initializer_token)[1:-1]
         if len(pieces) != 1:
@@ -171,8 +168,6 @@ class TextualInversionTrainer(Trainer):
                 f"initializer token {c.initializer_token!r} is {len(pieces)} tokens in this vocabulary "
                 f"({split}): pick a word that is one token"
             )
-        base.requires_grad_(False)
-        base.eval()
         init = base.text_encoder.token_embedding.weight[pieces[0]].detach()
         vectors = init.repeat(c.num_vectors, 1)
         try:
