@@ -196,3 +196,25 @@ def test_a_hub_repo_of_learned_embeds_loads_by_its_name(t2i, tmp_path, hub_serve
     assert torch.equal(textual_inversion_embeddings(t2i)["<hub>"], _vectors(2, seed=4))
     t2i.unload_textual_inversion()
     assert t2i.load_textual_inversion("hf://sd-concepts-library/hub-heart", token="<other>") == ["<other>"]
+
+
+def test_force_replaces_a_loaded_token_and_shadows_a_word_but_never_an_own_token(t2i):
+    before = t2i.text_encoder.token_embedding.weight.detach().clone()
+    star = t2i.tokenizer(["a star"])
+    t2i.load_textual_inversion({"<y>": _vectors(3)})
+    assert t2i.load_textual_inversion({"<y>": _vectors(1, seed=1)}, force=True) == ["<y>"]
+    assert torch.equal(textual_inversion_embeddings(t2i)["<y>"], _vectors(1, seed=1))
+    with pytest.raises(KeyError):
+        t2i.tokenizer.token_to_id("<y>_1")  # the old three-vector token is gone, not merged
+    with pytest.raises(ValueError, match="or force=True to make it stand for the word"):
+        t2i.load_textual_inversion({"star": _vectors(1)})
+    t2i.load_textual_inversion({"star": _vectors(1, seed=2)}, force=True)
+    shadow = t2i.tokenizer.token_to_id("star")
+    assert t2i.tokenizer.encode("a star")[2] == shadow != star[0, 2]
+    weight = t2i.text_encoder.token_embedding.weight
+    assert torch.equal(weight[shadow], _vectors(1, seed=2)[0]) and torch.equal(weight[:566], before)
+    with pytest.raises(ValueError, match="one of the model's own tokens and cannot be replaced"):
+        t2i.load_textual_inversion({"<|endoftext|>": _vectors(1)}, force=True)
+    t2i.unload_textual_inversion()
+    assert torch.equal(t2i.tokenizer(["a star"]), star)
+    assert torch.equal(t2i.text_encoder.token_embedding.weight, before)

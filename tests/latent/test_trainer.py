@@ -244,3 +244,17 @@ def test_bad_trainer_configs_error_clearly(tmp_path):
         T2ITrainer(
             {**TINY_RUN, "stage": "unet", "vae_from": str(tmp_path), "out_dir": str(tmp_path)}
         ).build_model()
+
+
+def test_load_base_gives_a_frozen_latent_model_and_refuses_others():
+    from zoo_latent.trainer import check_base, load_base
+
+    from zoo_core.errors import UnknownNameError
+
+    model = load_base("t2i", "DreamBooth")
+    assert isinstance(model, LatentTextToImageModel) and not model.training
+    assert not any(p.requires_grad for p in model.parameters())
+    with pytest.raises(ConfigError, match="'ddpm' is a .*not a latent text-to-image model"):
+        load_base("ddpm", "DreamBooth")
+    with pytest.raises(UnknownNameError, match="t2i"):
+        check_base("t2j")

@@ -93,7 +93,10 @@ def test_cli_trains_and_writes_learned_embeds(images, tmp_path, capsys):
     [
         (["--images", "/no/such/folder"], "does not exist"),
         (["--initializer-token", "heart"], "initializer token 'heart' is 5 tokens"),
-        (["--placeholder-token", "circle"], "'circle' is already in the model's vocabulary"),
+        (
+            ["--placeholder-token", "circle"],
+            "'circle' is already in the model's vocabulary (the word 'circle'): pick another placeholder, or --force",
+        ),
         (["--initializer-token", "two words"], "must be one word"),
         (["--templates", "['no placeholder']"], "exactly once"),
     ],
@@ -127,3 +130,20 @@ def test_validation_grids_show_the_learned_token(images, tmp_path):
     base = state.trainer.base
     ids = [base.tokenizer.token_to_id("<heart>")]
     assert torch.equal(base.text_encoder.token_embedding.weight[ids].detach(), state.model.vectors.detach())
+
+
+def test_force_trains_over_a_vocabulary_word_and_says_so(images, tmp_path, capsys):
+    state = _train(images, tmp_path / "run", placeholder_token="circle", force=True, max_steps=2)
+    assert "--force: placeholder 'circle' shadows the word 'circle'" in capsys.readouterr().err
+    base = state.trainer.base
+    fresh = zoo.load("t2i").text_encoder.token_embedding.weight
+    weight = base.text_encoder.token_embedding.weight
+    assert torch.equal(weight[: fresh.shape[0]], fresh)  # the word's own row, like every other, untouched
+    new = base.tokenizer.token_to_id("circle")
+    assert new >= fresh.shape[0] and base.tokenizer.encode("a circle")[2] == new
+    embeds = load_file(tmp_path / "run" / "learned_embeds.safetensors")
+    assert torch.equal(embeds["circle"], state.model.vectors.detach())
+    model = zoo.load("t2i")
+    with pytest.raises(ValueError, match="already in the model's vocabulary"):
+        model.load_textual_inversion(tmp_path / "run")
+    assert model.load_textual_inversion(tmp_path / "run", force=True) == ["circle"]

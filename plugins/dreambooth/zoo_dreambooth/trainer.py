@@ -20,7 +20,6 @@ background it shows; otherwise it is captioned with ``instance_prompt``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.utils.data import Dataset
 
-from zoo_core.errors import ConfigError, ZooError
+from zoo_core.errors import ConfigError
 from zoo_core.trainer import Trainer, TrainParts
 from zoo_core.training.config import TrainConfig
 
@@ -101,16 +100,6 @@ class DreamBoothConfig(TrainConfig):
         return [self.class_prompt] if isinstance(self.class_prompt, str) else list(self.class_prompt)
 
 
-def check_base(base: str) -> None:
-    """A one-line error for a base model that cannot be found, before anything is loaded."""
-    from zoo_core.registry import get_registry
-
-    registry = get_registry()
-    if base in registry.cards or base.startswith(("hf://", "hf-hub:", "embedded:")) or os.path.exists(base):
-        return
-    registry.card(base)  # UnknownNameError with the closest names
-
-
 class PairedImages(Dataset):
     """Item i: instance image i % n with its caption, and (with prior preservation) class image i % m with its
     prompt; as long as the longer list (as in diffusers' DreamBoothDataset). Images are kept as the frozen
@@ -149,9 +138,11 @@ class DreamBoothTrainer(Trainer):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        c = self.config
+        from zoo_latent.trainer import check_base
+
         from zoo_core.data.folder import check_image_folder
 
+        c = self.config
         try:
             self.instance_paths = check_image_folder(c.images)
         except (FileNotFoundError, ValueError) as exc:
@@ -162,25 +153,11 @@ class DreamBoothTrainer(Trainer):
 
     # -- model ----------------------------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        from zoo_latent.model import LatentTextToImageModel
-
-        from zoo_core.api import load
+        from zoo_latent.trainer import load_base
 
         c = self.config
-        try:
-            model = load(c.base)
-        except ZooError as exc:
-            raise ConfigError(f"base {c.base!r} cannot be loaded: {exc}") from None
-        if not isinstance(model, LatentTextToImageModel):
-            raise ConfigError(
-                f"base {c.base!r} is a {type(model).__name__}, not a latent text-to-image model"
-            )
-        if model.tokenizer is None:
-            raise ConfigError(
-                f"base {c.base!r} has no tokenizer/ folder: DreamBooth needs one for its prompts"
-            )
+        model = load_base(c.base, "DreamBooth")
         self._model = model
-        model.requires_grad_(False)
         if c.class_prompts:
             self._draw_class_images(model)  # by the frozen base, before anything trains
         if c.lora:

@@ -447,13 +447,16 @@ class LatentTextToImageModel(Model):
             view, uncond, guidance_scale, guidance_rescale
         )
 
-    def load_textual_inversion(self, source: Any, token: str | Sequence[str | None] | None = None) -> list[str]:
+    def load_textual_inversion(
+        self, source: Any, token: str | Sequence[str | None] | None = None, *, force: bool = False
+    ) -> list[str]:
         """Add textual-inversion embeddings (diffusers ``learned_embeds.safetensors``, an AUTOMATIC1111 ``.pt``, an
-        ``emb_params`` file, a folder or Hub repo holding one, or a list of these); returns the new tokens. See
+        ``emb_params`` file, a folder or Hub repo holding one, or a list of these); returns the new tokens.
+        ``force`` replaces a loaded token of the same name or shadows a vocabulary word. See
         ``zoo_latent.textual_inversion``."""
         from zoo_latent.textual_inversion import load_textual_inversion
 
-        return load_textual_inversion(self, source, token)
+        return load_textual_inversion(self, source, token, force=force)
 
     def unload_textual_inversion(self, tokens: str | Sequence[str] | None = None) -> list[str]:
         """Remove loaded textual-inversion tokens (default: all), restoring the vocabulary the model came with."""

@@ -160,9 +160,15 @@ def load_textual_inversion(
     model: LatentTextToImageModel,
     source: EmbeddingSource | Sequence[EmbeddingSource],
     token: str | Sequence[str | None] | None = None,
+    *,
+    force: bool = False,
 ) -> list[str]:
     """Add the embeddings of ``source`` (a file, a folder or Hub repo with ``learned_embeds.safetensors``, a state
-    dict, or a list of these with a list of tokens) to ``model``; returns the tokens to use in prompts."""
+    dict, or a list of these with a list of tokens) to ``model``; returns the tokens to use in prompts.
+
+    A token that is already loaded, or a whole word of the vocabulary, is refused unless ``force``: then the loaded
+    token is unloaded and replaced, and a word is shadowed in prompts by the new token (the word's own row is kept,
+    so unloading brings the word back). The model's own tokens can never be replaced."""
     if model.tokenizer is None:
         raise WeightsError("this model has no tokenizer, so it cannot take textual-inversion tokens")
     many = isinstance(source, (list, tuple))
@@ -187,32 +193,50 @@ def load_textual_inversion(
             if name in found:
                 raise WeightsError(f"token {name!r} comes twice in the embeddings to load")
             found[name] = vectors
-    loaded = _loaded(model)
+    replaced: list[str] = []  # loaded tokens the new ones replace (force)
     for name, vectors in found.items():
         for piece in vector_names(name, vectors.shape[0]):
-            if piece in loaded:
+            kind, owner = vocabulary_conflict(model, piece)
+            if kind == "token":
                 raise ValueError(
-                    f"textual-inversion token {piece!r} is already loaded: unload_textual_inversion({piece!r}) first"
+                    f"{piece!r} is one of the model's own tokens and cannot be replaced, not even with force: "
+                    "load the embedding under another name (token='<new-name>')"
                 )
-            if _in_vocabulary(model, piece):
+            if kind == "loaded" and not force:
+                raise ValueError(
+                    f"textual-inversion token {piece!r} is already loaded: unload_textual_inversion({owner!r}) "
+                    "first, or force=True to replace it"
+                )
+            if kind == "word" and not force:
                 raise ValueError(
                     f"token {piece!r} is already in the model's vocabulary: load the embedding under another name "
-                    "(token='<new-name>')"
+                    "(token='<new-name>'), or force=True to make it stand for the word in prompts"
                 )
+            if kind == "loaded":
+                replaced.append(owner)
+    if replaced:
+        unload_textual_inversion(model, sorted(set(replaced)))
     _add(model, found)
     return list(found)
 
 
-def _in_vocabulary(model: LatentTextToImageModel, token: str) -> bool:
-    """Whether ``token`` is a token already, or a whole word of the vocabulary (``star`` is ``star</w>``): an
-    added token would shadow that word in every prompt."""
-    for piece in (token, f"{token}</w>"):
+def vocabulary_conflict(model: LatentTextToImageModel, token: str) -> tuple[str | None, str]:
+    """How a new token ``token`` would clash with the model's vocabulary: ``("loaded", owner)`` for a piece of the
+    loaded textual-inversion token ``owner``; ``("token", token)`` for one of the model's own tokens (never
+    replaceable: its row is part of the model); ``("word", word)`` for a whole word of the vocabulary (``star`` is
+    ``star</w>``), which an added token would shadow in every prompt (its own row kept); ``(None, "")`` if free."""
+    for owner, pieces in _loaded(model).items():
+        if token in pieces:
+            return "loaded", owner
+    tokenizer = model.tokenizer
+    assert tokenizer is not None
+    for kind, piece in (("token", token), ("word", f"{token}</w>")):
         try:
-            model.tokenizer.token_to_id(piece)  # type: ignore[union-attr]
+            tokenizer.token_to_id(piece)
         except KeyError:
             continue
-        return True
-    return False
+        return kind, token
+    return None, ""
 
 
 def _add(model: LatentTextToImageModel, found: Mapping[str, torch.Tensor]) -> None:

@@ -161,6 +161,37 @@ class CachedCaptions(Dataset):
         self.moments = torch.cat(moments)
 
 
+def check_base(base: str) -> None:
+    """A one-line error for a base model that cannot be found, before anything is loaded (the registry's
+    ``UnknownNameError`` lists the closest names)."""
+    import os
+
+    from zoo_core.registry import get_registry
+
+    registry = get_registry()
+    if base in registry.cards or base.startswith(("hf://", "hf-hub:", "embedded:")) or os.path.exists(base):
+        return
+    registry.card(base)
+
+
+def load_base(base: str, purpose: str) -> LatentTextToImageModel:
+    """The latent text-to-image model a personalisation trainer (DreamBooth, textual inversion) starts from:
+    loaded by name or folder, checked to have a tokenizer, frozen (``requires_grad`` off) and in eval mode; the
+    trainer then unfreezes what it trains. Every failure is a ``ConfigError`` naming ``base`` and ``purpose``."""
+    from zoo_core.api import load
+
+    try:
+        model = load(base)
+    except ZooError as exc:
+        raise ConfigError(f"base {base!r} cannot be loaded: {exc}") from None
+    if not isinstance(model, LatentTextToImageModel):
+        raise ConfigError(f"base {base!r} is a {type(model).__name__}, not a latent text-to-image model")
+    if model.tokenizer is None:
+        raise ConfigError(f"base {base!r} has no tokenizer/ folder: {purpose} needs one for its prompts")
+    model.requires_grad_(False)
+    return model.eval()
+
+
 def posterior_sample(
     model: LatentTextToImageModel, images: torch.Tensor, noise_fn: Any, moments: torch.Tensor | None = None
 ) -> Any:

@@ -26,8 +26,13 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import Dataset
 from zoo_latent.model import LatentTextToImageModel
-from zoo_latent.textual_inversion import LEARNED_EMBEDS, save_learned_embeds, vector_names
-from zoo_latent.trainer import diffusion_target, posterior_sample, scale_latents
+from zoo_latent.textual_inversion import (
+    LEARNED_EMBEDS,
+    save_learned_embeds,
+    vector_names,
+    vocabulary_conflict,
+)
+from zoo_latent.trainer import check_base, diffusion_target, load_base, posterior_sample, scale_latents
 
 from zoo_core.errors import ConfigError, ZooError
 from zoo_core.trainer import Trainer, TrainParts
@@ -76,6 +81,10 @@ class TextualInversionConfig(TrainConfig):
         default_factory=list, description="prompt templates with {} for the token (default: by property)"
     )
     size: int | None = Field(None, ge=8, description="image side (default: the base model's)")
+    force: bool = Field(
+        False,
+        description="a placeholder already loaded in the base is re-initialised, a vocabulary word is shadowed",
+    )
     sample_prompt: str = Field("a photo of a {}", description="validation grids: this prompt with the token")
     sample_guidance: float | None = Field(
         None, description="validation grids; default: the model's guidance_scale"
@@ -155,16 +164,13 @@ class TextualInversionTrainer(Trainer):
     config: TextualInversionConfig
     base: LatentTextToImageModel
 
-    def build_model(self) -> nn.Module:
-        from zoo_core.api import load
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        check_base(self.config.base)  # an unknown name fails here, before any work
 
+    def build_model(self) -> nn.Module:
         c = self.config
-        try:
-            base = load(c.base)
-        except ZooError as exc:
-            raise ConfigError(f"base {c.base!r} cannot be loaded: {exc}") from None
-        if not isinstance(base, LatentTextToImageModel) or base.tokenizer is None:
-            raise ConfigError(f"base {c.base!r} is not a latent text-to-image model with a tokenizer")
+        base = load_base(c.base, "textual inversion")
         tokenizer = base.tokenizer
         pieces = tokenizer.encode(c.initializer_token)[1:-1]
         if len(pieces) != 1:
@@ -173,18 +179,48 @@ class TextualInversionTrainer(Trainer):
                 f"initializer token {c.initializer_token!r} is {len(pieces)} tokens in this vocabulary "
                 f"({split}): pick a word that is one token"
             )
-        base.requires_grad_(False)
-        base.eval()
         init = base.text_encoder.token_embedding.weight[pieces[0]].detach()
         vectors = init.repeat(c.num_vectors, 1)
+        self._check_placeholder(base)
         try:
-            base.load_textual_inversion({c.placeholder_token: vectors})
+            base.load_textual_inversion({c.placeholder_token: vectors}, force=c.force)
         except (ValueError, ZooError) as exc:
             raise ConfigError(f"placeholder token: {exc}") from None
         names = vector_names(c.placeholder_token, c.num_vectors)
-        self.ids = [tokenizer.token_to_id(n) for n in names]
+        self.ids = [base.tokenizer.token_to_id(n) for n in names]  # (force may have replaced the tokenizer)
         self.base = base
         return LearnedEmbeddings(vectors, names)
+
+    def _check_placeholder(self, base: LatentTextToImageModel) -> None:
+        """Refuse a placeholder the vocabulary has (a word, or a token the base already has loaded) unless
+        ``force``; with it, say what is replaced."""
+        from zoo_core.training.loop import _say_main
+
+        c = self.config
+        for piece in vector_names(c.placeholder_token, c.num_vectors):
+            kind, owner = vocabulary_conflict(base, piece)
+            if kind is None or kind == "token":
+                continue  # free, or never replaceable (load_textual_inversion names it)
+            if not c.force:
+                what = (
+                    f"the word {owner!r}"
+                    if kind == "word"
+                    else "a textual-inversion token loaded in the base"
+                )
+                raise ConfigError(
+                    f"placeholder token {piece!r} is already in the model's vocabulary ({what}): pick another "
+                    "placeholder, or --force to train over it"
+                )
+            if kind == "word":
+                _say_main(
+                    f"--force: placeholder {piece!r} shadows the word {owner!r} in prompts (its own embedding "
+                    "is kept)"
+                )
+            else:
+                _say_main(
+                    f"--force: placeholder {piece!r} replaces the base's textual-inversion token {owner!r}, "
+                    f"re-initialised from {c.initializer_token!r}"
+                )
 
     def build_dataset(self) -> Dataset:
         size = self.config.size or self.base.default_size[0]
