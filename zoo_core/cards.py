@@ -39,7 +39,8 @@ class WeightsSpec(BaseModel):
     files: list[str] = Field(default_factory=list, description="allow-patterns to download; empty means all")
     sha256: dict[str, str] = Field(default_factory=dict)
     format: str = Field(
-        "auto", description="zoo | diffusers | auto, or a converter name for official checkpoints"
+        "auto",
+        description="zoo | diffusers | auto, or the converter that reads an official checkpoint (`zoo convert`)",
     )
     notes: str | None = None
 

@@ -318,7 +318,8 @@ class Model(nn.Module):
     ) -> Path:
         """Write the model to ``directory`` in ``format``: "zoo" (``config.json`` + ``model.safetensors``, each
         written atomically; ``from_pretrained`` reads it), "diffusers" (a pipeline folder diffusers loads unchanged)
-        or "official" (the original code's checkpoint), where the family has one (``export_formats``). ``variant``
+        or "official" (the original code's checkpoint, written by the registered converter of this architecture that
+        has a ``write``), where the family has one (``export_formats``). ``variant``
         ("fp16") writes diffusers' half-precision variant files. ``zoo export`` writes a whole folder atomically."""
         from zoo_core.export import ExportError, check_variant, unsupported_format
 
@@ -368,8 +369,8 @@ class Model(nn.Module):
         return writers[0]
 
     def export(self, directory: Path, format: str, variant: str | None) -> Path:
-        """Write a format other than zoo's into the existing ``directory``; families that list more
-        ``export_formats`` implement it."""
+        """Write a format other than zoo's and the official one (which its converter writes) into the existing
+        ``directory``; families that list more ``export_formats`` implement it."""
         raise NotImplementedError(
             f"{type(self).__name__} lists {format!r} in export_formats but does not write it"
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,16 @@ def write_official(model: DDGANModel, directory: Path) -> Path:
         raise TypeError(f"ddgan-official writes DDGAN models, not {type(model).__name__}")
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in official_state(model).items()}
     path = Path(directory) / OFFICIAL_NAME
-    torch.save(state, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:  # written beside the target and renamed over it: never a half-written netG.pth
+        torch.save(state, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what a plain open() gives
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     weights.write_json_atomic(model.config.model_dump(mode="json"), Path(directory) / ARGS_NAME)
     return path
