@@ -200,6 +200,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_from_cli(args)
 
 
+class SampleHelp(argparse.Action):
+    """``zoo sample --help``, and after a model name also that model's options, default sampler and steps."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *args: Any) -> None:
+        text = parser.format_help()
+        name = getattr(namespace, "name", None)
+        if name:
+            from zoo_core.cli_help import model_help
+
+            text += "\n" + model_help(name) + "\n"
+        parser._print_message(text, sys.stdout)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="A model zoo for generative image models.")
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
@@ -236,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sample",
         help="sample a model into a grid, an .npz array or a folder of PNGs (resumable, shardable under torchrun)",
+        add_help=False,
+    )
+    p.add_argument(
+        "-h",
+        "--help",
+        action=SampleHelp,
+        help="show this help (after NAME: also that model's options) and exit",
     )
     p.add_argument("name", help="model name or saved model directory (`zoo sample NAME --help`: its options)")
     p.add_argument(

@@ -152,3 +152,67 @@ def test_samplers_command_shows_options_defaults_and_kinds(capsys):
         "help": "scale of the fresh noise: 0 is plain Euler, 1 full ancestral",
     }
     assert rows["ddpm"]["default_steps"] is None and rows["ddpm"]["kinds"] == ["diffusion"]
+
+
+def model_help_text(name: str, capsys, monkeypatch) -> str:
+    import zoo_core.api
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("`zoo sample NAME --help` must not load weights")
+
+    monkeypatch.setattr(zoo_core.api, "load", no_loading)
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", name, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: zoo sample")  # the command's own flags come first
+    return " ".join(out[out.index(f"\n{name} (") :].split())  # unwrap
+
+
+def test_sample_help_of_a_text_to_image_model_lists_its_options(capsys, monkeypatch):
+    text = model_help_text("t2i", capsys, monkeypatch)
+    assert "default sampler: dpm++2m, 20 steps" in text
+    # the guidance default is the embedded model's own config (3), not the class default 7.5
+    assert "--guidance-scale 3.0 classifier-free guidance weight" in text
+    assert "--prompt '' text prompt" in text and "--negative-prompt ''" in text
+    assert "--set height= 32 image height in pixels" in text and "--set width= 32" in text
+    assert "options of its sampler 'dpm++2m'" in text and "--set use_karras_sigmas= the schedule's" in text
+
+
+def test_sample_help_of_a_hub_model_needs_no_download(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing to read the config from
+    text = model_help_text("sd15", capsys, monkeypatch)
+    assert "default sampler: pndm, 50 steps" in text
+    assert "--guidance-scale 7.5" in text and "--set height= 512" in text
+
+
+def test_sample_help_of_gan_and_unconditional_models(capsys, monkeypatch):
+    text = model_help_text("stylegan", capsys, monkeypatch)
+    assert "--labels random from the seed class label(s) in 0..9" in text
+    assert "default sampler: gan, 1 step " in text and "--truncation-psi 1.0 pull w toward the mean w" in text
+    text = model_help_text("ddim-cifar10", capsys, monkeypatch)
+    assert "none: it is unconditional" in text and "default sampler: ddim, 50 steps" in text
+    assert "--eta 0.0 noise scale" in text
+
+
+def test_sample_help_of_an_unknown_model_is_one_line(capsys):
+    assert main(["sample", "ddpn", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("zoo: error: Unknown model 'ddpn'. Did you mean 'ddpm'") and len(err.splitlines()) == 1
+    )
+    assert "Traceback" not in err
+
+
+def test_model_sample_options_are_keywords_sample_accepts():
+    import inspect
+
+    from zoo_latent.model import LatentConfig, LatentTextToImageModel
+
+    options = LatentTextToImageModel.sample_options(LatentConfig())
+    params = inspect.signature(LatentTextToImageModel.prepare_conditioning).parameters
+    params = {**params, **inspect.signature(LatentTextToImageModel.sample).parameters}
+    assert set(options) <= set(params)
+    for key, option in options.items():
+        if option.default is not None and params[key].default not in (None, inspect.Parameter.empty):
+            assert option.default == params[key].default, key
