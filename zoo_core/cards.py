@@ -42,6 +42,7 @@ class WeightsSpec(BaseModel):
         "auto", description="zoo | diffusers | auto, or a converter name for official checkpoints"
     )
     notes: str | None = None
+    size: int | None = Field(None, ge=0, description="bytes to download, shown by `zoo list` / `zoo info`")
 
     @field_validator("sha256")
     @classmethod

@@ -26,16 +26,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     names = list_models(args.pattern, family=args.family)
     cards = [info(n) for n in names]
     if args.json:
-        _print_json([c.model_dump(mode="json", exclude={"metrics"}) for c in cards])
+        rows = [c.model_dump(mode="json", exclude={"metrics"}) for c in cards]
+        for row in rows:  # the output as before the optional weights.size existed
+            if row["weights"] is not None and row["weights"].get("size") is None:
+                del row["weights"]["size"]
+        _print_json(rows)
         return 0
     if not cards:
         print("no models match" if args.pattern or args.family else "no models registered")
         return 0
-    width = max(len(c.name) for c in cards)
-    fam = max(len(c.family) for c in cards)
-    for c in cards:
-        where = c.weights.source if c.weights else "(no weights: random init)"
-        print(f"{c.name:<{width}}  {c.family:<{fam}}  {where}")
+    from zoo_core.cli_help import render_list
+
+    print(render_list(cards))
     return 0
 
 
@@ -47,9 +49,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(data)
     else:
-        import yaml
+        from zoo_core.cli_help import render_card
 
-        print(yaml.safe_dump(data, sort_keys=False).rstrip())
+        print(render_card(card))
     return 0
 
 

@@ -179,8 +179,7 @@ def test_sample_help_of_a_text_to_image_model_lists_its_options(capsys, monkeypa
     assert "options of its sampler 'dpm++2m'" in text and "--set use_karras_sigmas= the schedule's" in text
 
 
-def test_sample_help_of_a_hub_model_needs_no_download(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing to read the config from
+def test_sample_help_of_a_hub_model_needs_no_download(capsys, monkeypatch):
     text = model_help_text("sd15", capsys, monkeypatch)
     assert "default sampler: pndm, 50 steps" in text
     assert "--guidance-scale 7.5" in text and "--set height= 512" in text
@@ -216,3 +215,96 @@ def test_model_sample_options_are_keywords_sample_accepts():
     for key, option in options.items():
         if option.default is not None and params[key].default not in (None, inspect.Parameter.empty):
             assert option.default == params[key].default, key
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+CARDS = """
+models:
+- {name: hub-cached, family: toy, plugin: example, architecture: example.gaussian,
+   description: "A toy card whose files are in the Hub cache. More prose that the listing leaves out.",
+   weights: {source: "hf://zoo-test/tiny", files: ["*.json"]}}
+- {name: hub-partial, family: toy, plugin: example, architecture: example.gaussian,
+   weights: {source: "hf://zoo-test/tiny", files: ["*.json", "*.safetensors"], size: 1500000}}
+- {name: hub-remote, family: toy, plugin: example, architecture: example.gaussian,
+   weights: {source: "hf://zoo-test/elsewhere", size: 143000000}}
+- {name: local-missing, family: toy, plugin: example, architecture: example.gaussian,
+   weights: {source: "/nonexistent/zoo/weights", notes: "Convert the official file with zoo convert."}}
+"""
+
+
+def listing(tmp_path, *args: str) -> str:
+    """`zoo list` in a subprocess with a user registry and a Hugging Face cache holding one snapshot."""
+    import os
+
+    snapshot = tmp_path / "hf" / "models--zoo-test--tiny" / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"a": 1}' + " " * 92)  # 100 bytes
+    (tmp_path / "hf" / "models--zoo-test--tiny" / "refs").mkdir()
+    (tmp_path / "hf" / "models--zoo-test--tiny" / "refs" / "main").write_text(COMMIT)
+    (tmp_path / "cards.yaml").write_text(CARDS)
+    env = {**os.environ, "ZOO_REGISTRY": str(tmp_path / "cards.yaml"), "HF_HUB_CACHE": str(tmp_path / "hf")}
+    env.update(HF_HUB_OFFLINE="1", COLUMNS="160")
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo_core.cli", *args], capture_output=True, text=True, env=env, check=True
+    )
+    return result.stdout
+
+
+def test_list_shows_family_description_and_where_the_weights_are(tmp_path):
+    from zoo_core.cli_help import folder_size, human_size
+    from zoo_core.weights import embedded_path
+
+    out = listing(tmp_path, "list")
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "FAMILY", "WEIGHTS", "DESCRIPTION"]
+    rows = {line.split()[0]: line for line in lines[1:] if line and not line.startswith(" ")}
+    shipped = human_size(folder_size(embedded_path("embedded:zoo_plugin_example/weights/gaussian-digits")))
+    assert rows["example-gaussian-digits"].split("  ")[0] == "example-gaussian-digits"
+    assert f"example   shipped ({shipped})" in rows["example-gaussian-digits"]
+    assert "toy       cached (100 B)" in rows["hub-cached"]
+    assert rows["hub-cached"].endswith("A toy card whose files are in the Hub cache.")
+    assert "partly cached (1.5 MB)" in rows["hub-partial"]
+    assert "to download (143.0 MB)" in rows["hub-remote"]
+    assert "toy       missing " in rows["local-missing"]
+    assert "to download: on first use or with `zoo download NAME`" in " ".join(out.split())
+
+
+def test_list_json_is_unchanged_by_the_optional_size(tmp_path):
+    cards = {c["name"]: c for c in json.loads(listing(tmp_path, "list", "--json"))}
+    assert set(cards["hub-cached"]["weights"]) == {"source", "revision", "files", "sha256", "format", "notes"}
+    assert cards["hub-remote"]["weights"]["size"] == 143000000
+    assert "metrics" not in cards["hub-cached"]
+
+
+def test_info_prints_the_card_as_sections(capsys):
+    assert main(["info", "ddgan"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "ddgan: ddgan family, architecture ddgan.ncsnpp (plugin ddgan)"
+    for section in ("Weights", "Sampling", "Metrics", "Trained with"):
+        assert section in lines
+    assert "  default sampler ddgan, 4 steps; 16x16, 1 channel" in out
+    weights = lines[lines.index("Weights") + 1]
+    assert weights.startswith("  shipped (") and "embedded in an installed plugin" in weights
+    # every metric with the command that measured it, on one line to be copied
+    metrics = lines[lines.index("Metrics") + 1 :]
+    assert metrics[0] == "  digits_frechet = 28.72"
+    assert metrics[1].startswith("      measured with: python benchmarks/bench_trilemma.py --n 2000")
+    assert "License: apache-2.0" in lines and "Paper: https://arxiv.org/abs/2112.07804" in lines
+    # prose kept short: the description is cut to its first sentences, the rest is in --json
+    card = json.loads(zoo_json("info", "ddgan"))
+    assert len(card["description"]) > len(" ".join(lines[1 : lines.index("Weights")]))
+    assert max(len(line) for line in lines if "measured with" not in line and "zoo train" not in line) <= 120
+
+
+def zoo_json(*args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "zoo_core.cli", *args, "--json"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_info_of_a_missing_local_model_says_how_to_get_it(tmp_path):
+    out = listing(tmp_path, "info", "local-missing")
+    assert "missing: /nonexistent/zoo/weights is not here" in out
+    assert "Convert the official file with zoo convert." in out
+    assert "not measured" not in out and "Metrics" not in out.splitlines()
