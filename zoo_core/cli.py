@@ -220,9 +220,17 @@ class SampleHelp(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="A model zoo for generative image models.")
+    parser = argparse.ArgumentParser(
+        prog="zoo",
+        description="A model zoo for generative image models.",
+        epilog="Start with `zoo list`, then `zoo sample NAME --help` (a model's options) and "
+        "`zoo sample NAME --n 16 --out grid.png`; `zoo samplers` and `zoo train --help` list the samplers and "
+        "trainers.",
+    )
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="`zoo COMMAND --help` shows its options"
+    )
     sub.required = True
 
     p = sub.add_parser("list", help="list registered models")
@@ -381,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="measured reports: trilemma (quality vs sampling time of the families)")
-    reports = p.add_subparsers(dest="report", metavar="REPORT")
+    reports = p.add_subparsers(
+        dest="report", metavar="REPORT", help="`zoo report REPORT --help` shows its options"
+    )
     reports.required = True
     from zoo_core.metrics.eval_args import add_report_parsers
 

@@ -262,12 +262,19 @@ def weights_status(card: Any) -> WeightsStatus:
 def _hub_cached(spec: Any) -> Any:
     """The cached snapshot folder of a Hub source, "partial" if only some of its files are cached, else None
     (huggingface_hub's own cache lookup, local files only)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
+    from pathlib import Path
+
+    from huggingface_hub import constants
 
     from zoo_core.sources import parse_hf_source
 
     hub = parse_hf_source(spec.source)
+    # nothing of the repository cached (the usual case): known from the cache layout, without importing the client
+    if not (Path(constants.HF_HUB_CACHE) / f"models--{hub.repo_id.replace('/', '--')}").is_dir():
+        return None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
+
     prefix = f"{hub.subfolder}/" if hub.subfolder else ""
     patterns = [prefix + p for p in spec.files] or ([prefix + "*"] if prefix else None)
     try:
@@ -281,7 +288,6 @@ def _hub_cached(spec: Any) -> Any:
         return "partial"
     except (LocalEntryNotFoundError, OSError, ValueError):
         return None
-    from pathlib import Path
 
     folder = Path(path) / hub.subfolder if hub.subfolder else Path(path)
     if not folder.exists() or not any(folder.iterdir()):

@@ -23,6 +23,8 @@ def undocumented(parser: argparse.ArgumentParser, path: str) -> list[str]:
     missing = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            if not action.help:
+                missing.append(f"{path} {action.metavar or action.dest} (the sub-command list)")
             helps = {choice.dest: choice.help for choice in action._choices_actions}
             for name, sub in action.choices.items():
                 if not helps.get(name):
@@ -45,8 +47,8 @@ def test_every_option_of_every_command_has_help():
 
 def test_the_walk_finds_an_undocumented_option():
     parser = argparse.ArgumentParser(prog="x")
-    sub = parser.add_subparsers()
-    inner = sub.add_parser("a", help="a").add_subparsers().add_parser("b", help="b")
+    sub = parser.add_subparsers(help="commands")
+    inner = sub.add_parser("a", help="a").add_subparsers(help="more").add_parser("b", help="b")
     inner.add_argument("--quiet", help="documented")
     inner.add_argument("--loud")
     sub.add_parser("c")
@@ -308,3 +310,25 @@ def test_info_of_a_missing_local_model_says_how_to_get_it(tmp_path):
     assert "missing: /nonexistent/zoo/weights is not here" in out
     assert "Convert the official file with zoo convert." in out
     assert "not measured" not in out and "Metrics" not in out.splitlines()
+
+
+def test_eval_takes_real_flags_not_free_form_options():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    actions = commands["eval"]._actions
+    assert not [a for a in actions if a.nargs in (argparse.REMAINDER, "*", "...")]
+    flags = {flag for a in actions for flag in a.option_strings}
+    assert {
+        "--metrics",
+        "--n",
+        "--reference",
+        "--features",
+        "--sampler",
+        "--steps",
+        "--seed",
+        "--json",
+    } <= flags
+    args = parser.parse_args(["eval", "ddgan", "--metrics", "fid", "--n", "50", "--reference", "digits"])
+    assert (args.samples, args.metrics, args.n, args.reference) == ("ddgan", "fid", 50, "digits")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "ddgan", "n=50"])  # a stray word is an error, not an option
