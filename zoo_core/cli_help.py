@@ -147,11 +147,32 @@ def _card_config(card: Any, cls: type) -> Any:
 def model_help(name: str) -> str:
     """The ``zoo sample NAME --help`` section of one model: its conditioning options and its default sampler's
     options with defaults, the default sampler and steps; from the card, the class and the config (no weights)."""
+    import os
+    from pathlib import Path
+
     from zoo_core.api import get_model_class, get_sampler, info
 
-    card = info(name)
-    cls = get_model_class(card.architecture)
-    config = _card_config(card, cls)
+    if os.path.isdir(name):  # a saved model: its own card and config.json
+        from zoo_core.cards import ModelCard
+        from zoo_core.formats import detect_architecture
+        from zoo_core.model import read_saved_card
+
+        folder = Path(name)
+        card = read_saved_card(folder)
+        cls = get_model_class(card.architecture if card else detect_architecture(folder))
+        if card is None:
+            card = ModelCard(
+                name=folder.name or "model", family="?", plugin="?", architecture=cls.architecture
+            )
+        card = card.model_copy(update={"weights": None})
+        try:
+            config = cls.read_config(folder, card.config)
+        except ZooError:
+            config = cls.config_class.parse(card.config, where=str(folder))
+    else:
+        card = info(name)
+        cls = get_model_class(card.architecture)
+        config = _card_config(card, cls)
     sampler_name = card.default_sampler or cls.default_sampler
     sampler = get_sampler(sampler_name) if sampler_name else None
     steps = card.default_steps or (cls.default_steps if sampler_name == cls.default_sampler else None)

@@ -332,3 +332,15 @@ def test_eval_takes_real_flags_not_free_form_options():
     assert (args.samples, args.metrics, args.n, args.reference) == ("ddgan", "fid", 50, "digits")
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "ddgan", "n=50"])  # a stray word is an error, not an option
+
+
+def test_sample_help_of_a_saved_model_directory(tmp_path, capsys):
+    from zoo_core.api import load
+
+    load("stylegan").save_pretrained(tmp_path / "mine")
+    with pytest.raises(SystemExit):
+        main(["sample", str(tmp_path / "mine"), "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{tmp_path / 'mine'} (stylegan, StyleGANModel)" in text  # its saved card: family, sampler, steps
+    assert "default sampler: gan, 1 step " in text
+    assert "--labels random from the seed class label(s) in 0..9" in text
