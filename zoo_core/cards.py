@@ -43,6 +43,7 @@ class WeightsSpec(BaseModel):
         description="zoo | diffusers | auto, or the converter that reads an official checkpoint (`zoo convert`)",
     )
     notes: str | None = None
+    size: int | None = Field(None, ge=0, description="bytes to download, shown by `zoo list` / `zoo info`")
 
     @field_validator("sha256")
     @classmethod

@@ -26,16 +26,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     names = list_models(args.pattern, family=args.family)
     cards = [info(n) for n in names]
     if args.json:
-        _print_json([c.model_dump(mode="json", exclude={"metrics"}) for c in cards])
+        rows = [c.model_dump(mode="json", exclude={"metrics"}) for c in cards]
+        for row in rows:  # the output as before the optional weights.size existed
+            if row["weights"] is not None and row["weights"].get("size") is None:
+                del row["weights"]["size"]
+        _print_json(rows)
         return 0
     if not cards:
         print("no models match" if args.pattern or args.family else "no models registered")
         return 0
-    width = max(len(c.name) for c in cards)
-    fam = max(len(c.family) for c in cards)
-    for c in cards:
-        where = c.weights.source if c.weights else "(no weights: random init)"
-        print(f"{c.name:<{width}}  {c.family:<{fam}}  {where}")
+    from zoo_core.cli_help import render_list
+
+    print(render_list(cards))
     return 0
 
 
@@ -47,9 +49,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(data)
     else:
-        import yaml
+        from zoo_core.cli_help import render_card
 
-        print(yaml.safe_dump(data, sort_keys=False).rstrip())
+        print(render_card(card))
     return 0
 
 
@@ -228,10 +230,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_from_cli(args)
 
 
+class SampleHelp(argparse.Action):
+    """``zoo sample --help``, and after a model name also that model's options, default sampler and steps."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *args: Any) -> None:
+        text = parser.format_help()
+        name = getattr(namespace, "name", None)
+        if name:
+            from zoo_core.cli_help import model_help
+
+            text += "\n" + model_help(name) + "\n"
+        parser._print_message(text, sys.stdout)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="A model zoo for generative image models.")
+    parser = argparse.ArgumentParser(
+        prog="zoo",
+        description="A model zoo for generative image models.",
+        epilog="Start with `zoo list`, then `zoo sample NAME --help` (a model's options) and "
+        "`zoo sample NAME --n 16 --out grid.png`; `zoo samplers` and `zoo train --help` list the samplers and "
+        "trainers.",
+    )
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="`zoo COMMAND --help` shows its options"
+    )
     sub.required = True
 
     p = sub.add_parser("list", help="list registered models")
@@ -264,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sample",
         help="sample a model into a grid, an .npz array or a folder of PNGs (resumable, shardable under torchrun)",
+        add_help=False,
+    )
+    p.add_argument(
+        "-h",
+        "--help",
+        action=SampleHelp,
+        help="show this help (after NAME: also that model's options) and exit",
     )
     p.add_argument("name", help="model name or saved model directory (`zoo sample NAME --help`: its options)")
     p.add_argument(
@@ -393,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="measured reports: trilemma (quality vs sampling time of the families)")
-    reports = p.add_subparsers(dest="report", metavar="REPORT")
+    reports = p.add_subparsers(
+        dest="report", metavar="REPORT", help="`zoo report REPORT --help` shows its options"
+    )
     reports.required = True
     from zoo_core.metrics.eval_args import add_report_parsers
 

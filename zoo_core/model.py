@@ -28,6 +28,7 @@ from zoo_core.seeding import Seed, make_generator
 if TYPE_CHECKING:
     from zoo_core.cards import ModelCard
     from zoo_core.converter import Converter
+    from zoo_core.sampler import SamplerOption
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -280,6 +281,13 @@ class Model(nn.Module):
             for key, values in per_image.items():
                 call[key] = _take(values, chunk)
             yield self.sample(len(chunk), seed=[seeds[i] for i in chunk], output=output, **call)
+
+    @classmethod
+    def sample_options(cls, config: Config, card: ModelCard | None = None) -> dict[str, SamplerOption]:
+        """The keywords ``sample()`` takes beyond n, sampler, steps, seed and the sampler's options (labels,
+        prompt, ...), with their defaults, for a model of ``config``: what ``zoo sample NAME --help`` lists without
+        loading weights. Conditional models override this beside ``prepare_conditioning``."""
+        return {}
 
     def prepare_conditioning(self, n: int, **kwargs: Any) -> tuple[Any, Any]:
         """(conditioning, model to sample) for ``n`` images; conditional models override this.

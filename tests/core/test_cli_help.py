@@ -23,6 +23,8 @@ def undocumented(parser: argparse.ArgumentParser, path: str) -> list[str]:
     missing = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            if not action.help:
+                missing.append(f"{path} {action.metavar or action.dest} (the sub-command list)")
             helps = {choice.dest: choice.help for choice in action._choices_actions}
             for name, sub in action.choices.items():
                 if not helps.get(name):
@@ -45,8 +47,8 @@ def test_every_option_of_every_command_has_help():
 
 def test_the_walk_finds_an_undocumented_option():
     parser = argparse.ArgumentParser(prog="x")
-    sub = parser.add_subparsers()
-    inner = sub.add_parser("a", help="a").add_subparsers().add_parser("b", help="b")
+    sub = parser.add_subparsers(help="commands")
+    inner = sub.add_parser("a", help="a").add_subparsers(help="more").add_parser("b", help="b")
     inner.add_argument("--quiet", help="documented")
     inner.add_argument("--loud")
     sub.add_parser("c")
@@ -152,3 +154,193 @@ def test_samplers_command_shows_options_defaults_and_kinds(capsys):
         "help": "scale of the fresh noise: 0 is plain Euler, 1 full ancestral",
     }
     assert rows["ddpm"]["default_steps"] is None and rows["ddpm"]["kinds"] == ["diffusion"]
+
+
+def model_help_text(name: str, capsys, monkeypatch) -> str:
+    import zoo_core.api
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("`zoo sample NAME --help` must not load weights")
+
+    monkeypatch.setattr(zoo_core.api, "load", no_loading)
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", name, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: zoo sample")  # the command's own flags come first
+    return " ".join(out[out.index(f"\n{name} (") :].split())  # unwrap
+
+
+def test_sample_help_of_a_text_to_image_model_lists_its_options(capsys, monkeypatch):
+    text = model_help_text("t2i", capsys, monkeypatch)
+    assert "default sampler: dpm++2m, 20 steps" in text
+    # the guidance default is the embedded model's own config (3), not the class default 7.5
+    assert "--guidance-scale 3.0 classifier-free guidance weight" in text
+    assert "--prompt '' text prompt" in text and "--negative-prompt ''" in text
+    assert "--set height= 32 image height in pixels" in text and "--set width= 32" in text
+    assert "options of its sampler 'dpm++2m'" in text and "--set use_karras_sigmas= the schedule's" in text
+
+
+def test_sample_help_of_a_hub_model_needs_no_download(capsys, monkeypatch):
+    text = model_help_text("sd15", capsys, monkeypatch)
+    assert "default sampler: pndm, 50 steps" in text
+    assert "--guidance-scale 7.5" in text and "--set height= 512" in text
+
+
+def test_sample_help_of_gan_and_unconditional_models(capsys, monkeypatch):
+    text = model_help_text("stylegan", capsys, monkeypatch)
+    assert "--labels random from the seed class label(s) in 0..9" in text
+    assert "default sampler: gan, 1 step " in text and "--truncation-psi 1.0 pull w toward the mean w" in text
+    text = model_help_text("ddim-cifar10", capsys, monkeypatch)
+    assert "none: it is unconditional" in text and "default sampler: ddim, 50 steps" in text
+    assert "--eta 0.0 noise scale" in text
+
+
+def test_sample_help_of_an_unknown_model_is_one_line(capsys):
+    assert main(["sample", "ddpn", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("zoo: error: Unknown model 'ddpn'. Did you mean 'ddpm'") and len(err.splitlines()) == 1
+    )
+    assert "Traceback" not in err
+
+
+def test_model_sample_options_are_keywords_sample_accepts():
+    import inspect
+
+    from zoo_latent.model import LatentConfig, LatentTextToImageModel
+
+    options = LatentTextToImageModel.sample_options(LatentConfig())
+    params = inspect.signature(LatentTextToImageModel.prepare_conditioning).parameters
+    params = {**params, **inspect.signature(LatentTextToImageModel.sample).parameters}
+    assert set(options) <= set(params)
+    for key, option in options.items():
+        if option.default is not None and params[key].default not in (None, inspect.Parameter.empty):
+            assert option.default == params[key].default, key
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+CARDS = """
+models:
+- {name: hub-cached, family: toy, plugin: example, architecture: example.gaussian,
+   description: "A toy card whose files are in the Hub cache. More prose that the listing leaves out.",
+   weights: {source: "hf://zoo-test/tiny", files: ["*.json"]}}
+- {name: hub-partial, family: toy, plugin: example, architecture: example.gaussian,
+   weights: {source: "hf://zoo-test/tiny", files: ["*.json", "*.safetensors"], size: 1500000}}
+- {name: hub-remote, family: toy, plugin: example, architecture: example.gaussian,
+   weights: {source: "hf://zoo-test/elsewhere", size: 143000000}}
+- {name: local-missing, family: toy, plugin: example, architecture: example.gaussian,
+   weights: {source: "/nonexistent/zoo/weights", notes: "Convert the official file with zoo convert."}}
+"""
+
+
+def listing(tmp_path, *args: str) -> str:
+    """`zoo list` in a subprocess with a user registry and a Hugging Face cache holding one snapshot."""
+    import os
+
+    snapshot = tmp_path / "hf" / "models--zoo-test--tiny" / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"a": 1}' + " " * 92)  # 100 bytes
+    (tmp_path / "hf" / "models--zoo-test--tiny" / "refs").mkdir()
+    (tmp_path / "hf" / "models--zoo-test--tiny" / "refs" / "main").write_text(COMMIT)
+    (tmp_path / "cards.yaml").write_text(CARDS)
+    env = {**os.environ, "ZOO_REGISTRY": str(tmp_path / "cards.yaml"), "HF_HUB_CACHE": str(tmp_path / "hf")}
+    env.update(HF_HUB_OFFLINE="1", COLUMNS="160")
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo_core.cli", *args], capture_output=True, text=True, env=env, check=True
+    )
+    return result.stdout
+
+
+def test_list_shows_family_description_and_where_the_weights_are(tmp_path):
+    from zoo_core.cli_help import folder_size, human_size
+    from zoo_core.weights import embedded_path
+
+    out = listing(tmp_path, "list")
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "FAMILY", "WEIGHTS", "DESCRIPTION"]
+    rows = {line.split()[0]: line for line in lines[1:] if line and not line.startswith(" ")}
+    shipped = human_size(folder_size(embedded_path("embedded:zoo_plugin_example/weights/gaussian-digits")))
+    assert rows["example-gaussian-digits"].split("  ")[0] == "example-gaussian-digits"
+    assert f"example   shipped ({shipped})" in rows["example-gaussian-digits"]
+    assert "toy       cached (100 B)" in rows["hub-cached"]
+    assert rows["hub-cached"].endswith("A toy card whose files are in the Hub cache.")
+    assert "partly cached (1.5 MB)" in rows["hub-partial"]
+    assert "to download (143.0 MB)" in rows["hub-remote"]
+    assert "toy       missing " in rows["local-missing"]
+    assert "to download: on first use or with `zoo download NAME`" in " ".join(out.split())
+
+
+def test_list_json_is_unchanged_by_the_optional_size(tmp_path):
+    cards = {c["name"]: c for c in json.loads(listing(tmp_path, "list", "--json"))}
+    assert set(cards["hub-cached"]["weights"]) == {"source", "revision", "files", "sha256", "format", "notes"}
+    assert cards["hub-remote"]["weights"]["size"] == 143000000
+    assert "metrics" not in cards["hub-cached"]
+
+
+def test_info_prints_the_card_as_sections(capsys):
+    assert main(["info", "ddgan"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "ddgan: ddgan family, architecture ddgan.ncsnpp (plugin ddgan)"
+    for section in ("Weights", "Sampling", "Metrics", "Trained with"):
+        assert section in lines
+    assert "  default sampler ddgan, 4 steps; 16x16, 1 channel" in out
+    weights = lines[lines.index("Weights") + 1]
+    assert weights.startswith("  shipped (") and "embedded in an installed plugin" in weights
+    # every metric with the command that measured it, on one line to be copied
+    metrics = lines[lines.index("Metrics") + 1 :]
+    assert metrics[0] == "  digits_frechet = 28.72"
+    assert metrics[1].startswith("      measured with: python benchmarks/bench_trilemma.py --n 2000")
+    assert "License: apache-2.0" in lines and "Paper: https://arxiv.org/abs/2112.07804" in lines
+    # prose kept short: the description is cut to its first sentences, the rest is in --json
+    card = json.loads(zoo_json("info", "ddgan"))
+    assert len(card["description"]) > len(" ".join(lines[1 : lines.index("Weights")]))
+    assert max(len(line) for line in lines if "measured with" not in line and "zoo train" not in line) <= 120
+
+
+def zoo_json(*args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "zoo_core.cli", *args, "--json"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_info_of_a_missing_local_model_says_how_to_get_it(tmp_path):
+    out = listing(tmp_path, "info", "local-missing")
+    assert "missing: /nonexistent/zoo/weights is not here" in out
+    assert "Convert the official file with zoo convert." in out
+    assert "not measured" not in out and "Metrics" not in out.splitlines()
+
+
+def test_eval_takes_real_flags_not_free_form_options():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    actions = commands["eval"]._actions
+    assert not [a for a in actions if a.nargs in (argparse.REMAINDER, "*", "...")]
+    flags = {flag for a in actions for flag in a.option_strings}
+    assert {
+        "--metrics",
+        "--n",
+        "--reference",
+        "--features",
+        "--sampler",
+        "--steps",
+        "--seed",
+        "--json",
+    } <= flags
+    args = parser.parse_args(["eval", "ddgan", "--metrics", "fid", "--n", "50", "--reference", "digits"])
+    assert (args.samples, args.metrics, args.n, args.reference) == ("ddgan", "fid", 50, "digits")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "ddgan", "n=50"])  # a stray word is an error, not an option
+
+
+def test_sample_help_of_a_saved_model_directory(tmp_path, capsys):
+    from zoo_core.api import load
+
+    load("stylegan").save_pretrained(tmp_path / "mine")
+    with pytest.raises(SystemExit):
+        main(["sample", str(tmp_path / "mine"), "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{tmp_path / 'mine'} (stylegan, StyleGANModel)" in text  # its saved card: family, sampler, steps
+    assert "default sampler: gan, 1 step " in text
+    assert "--labels random from the seed class label(s) in 0..9" in text

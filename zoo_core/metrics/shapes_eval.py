@@ -102,9 +102,7 @@ def _template_ious(mask: np.ndarray, shapes: Sequence[str] = SHAPES) -> dict[str
     return ious
 
 
-def read_image(
-    image: np.ndarray, min_contrast: float = 0.25, shapes: Sequence[str] = SHAPES
-) -> ShapeReading:
+def read_image(image: np.ndarray, min_contrast: float = 0.25, shapes: Sequence[str] = SHAPES) -> ShapeReading:
     """Read (shape, colour, background) from one image, float [3, H, W] in [-1, 1].
 
     ``min_contrast`` is the RGB distance (in [0, 1] units) from the background above which a pixel counts as
@@ -150,9 +148,7 @@ def describe_image(image: np.ndarray, min_contrast: float = 0.25) -> np.ndarray:
     return out
 
 
-def read_images(
-    images: torch.Tensor | np.ndarray, shapes: Sequence[str] = SHAPES
-) -> list[ShapeReading]:
+def read_images(images: torch.Tensor | np.ndarray, shapes: Sequence[str] = SHAPES) -> list[ShapeReading]:
     """``read_image`` over a batch [N, 3, H, W] in [-1, 1]."""
     array = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if array.ndim != 4:

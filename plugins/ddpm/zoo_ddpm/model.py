@@ -229,6 +229,21 @@ class DDPMModel(Model):
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    @classmethod
+    def sample_options(cls, config: Config, card: Any = None) -> dict[str, Any]:
+        from zoo_core.sampler import SamplerOption
+
+        classes = config.unet.num_class_embeds
+        if classes is None:
+            return {}
+        return {
+            "labels": SamplerOption(
+                f"class label(s) in 0..{classes - 1}: one for all images, or one per image (alias class_labels)",
+                None,
+                "required",
+            )
+        }
+
     def prepare_conditioning(self, n: int, **kwargs: Any) -> tuple[Any, Any]:
         """Class-conditional UNets take ``labels`` (alias ``class_labels``): an int for all images, or n ints."""
         if self.num_classes is None:

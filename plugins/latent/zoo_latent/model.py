@@ -419,6 +419,33 @@ class LatentTextToImageModel(Model):
         """Prompts -> CLIP text states [B, 77, D] (the last layer's, or ``clip_skip`` layers earlier)."""
         return self.conditioner(clip_skip).encode(prompts)["encoder_hidden_states"]
 
+    @classmethod
+    def sample_options(cls, config: Config, card: Any = None) -> dict[str, Any]:
+        from zoo_core.sampler import SamplerOption
+
+        side = getattr(card, "resolution", None)
+        if side is None:
+            size = config.unet.sample_size or 64
+            side = (size if isinstance(size, int) else size[0]) * 2 ** (
+                len(config.vae.block_out_channels) - 1
+            )
+        return {
+            "prompt": SamplerOption("text prompt: one for all images, or one per image", "", "''"),
+            "negative_prompt": SamplerOption("what to steer away from (the unguided branch)", "", "''"),
+            "guidance_scale": SamplerOption(
+                "classifier-free guidance weight w; <= 1 runs the prompt alone", config.guidance_scale
+            ),
+            "guidance_rescale": SamplerOption(
+                "pull the guided output toward the conditional one's std (Lin et al. 2023); 0: off", 0.0
+            ),
+            "height": SamplerOption("image height in pixels, a multiple of 8", side),
+            "width": SamplerOption("image width in pixels, a multiple of 8", side),
+            "clip_skip": SamplerOption("take the text states this many layers before the last", None, "none"),
+            "edit": SamplerOption(
+                "a Prompt-to-Prompt edit (dict: type, source, target, ...): 2n images", None, "none"
+            ),
+        }
+
     def prepare_conditioning(
         self,
         n: int,

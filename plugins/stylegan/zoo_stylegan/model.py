@@ -177,6 +177,20 @@ class StyleGANModel(Model):
             raise ValueError(f"got {onehot.shape[0]} class labels for {n} latents")
         return onehot.to(device=self.device, dtype=self.dtype)
 
+    @classmethod
+    def sample_options(cls, config: Any, card: Any = None) -> dict[str, Any]:
+        from zoo_core.sampler import SamplerOption
+
+        if not config.c_dim:
+            return {}
+        return {
+            "labels": SamplerOption(
+                f"class label(s) in 0..{config.c_dim - 1}: one for all images, or one per image",
+                None,
+                "random from the seed",
+            )
+        }
+
     def prepare_conditioning(self, n: int, **kwargs: Any) -> tuple[Any, Any]:
         """``labels`` (alias ``class_labels``): an int for all images or n ints in 0..c_dim-1.
 
