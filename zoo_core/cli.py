@@ -105,6 +105,9 @@ def cmd_download(args: argparse.Namespace) -> int:
     from zoo_core import weights
     from zoo_core.api import info
 
+    if weights.is_hub_source(args.name):  # a repo without a card: hf://org/repo[@rev][/subfolder]
+        print(weights.resolve(args.name, revision=args.revision, cache_dir=args.cache_dir))
+        return 0
     card = info(args.name)
     if card.weights is None:
         print(f"{args.name} has no weights to download (it is built from its config)")
@@ -115,6 +118,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         files=card.weights.files,
         sha256=card.weights.sha256,
         cache_dir=args.cache_dir,
+        model=card.name,
     )
     print(path)
     return 0
@@ -247,9 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_samplers)
 
     p = sub.add_parser("download", help="download (and verify) a model's weights into the Hub cache")
-    p.add_argument("name")
-    p.add_argument("--revision")
-    p.add_argument("--cache-dir")
+    p.add_argument(
+        "name", help="model name from `zoo list`, or a Hub source hf://org/repo[@revision][/subfolder]"
+    )
+    p.add_argument(
+        "--revision", help="branch, tag or commit to download instead of the card's pinned revision"
+    )
+    p.add_argument(
+        "--cache-dir", help="Hub cache to download into (default: HF_HUB_CACHE, ~/.cache/huggingface/hub)"
+    )
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser(

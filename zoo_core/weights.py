@@ -10,47 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import importlib.util
 import json
 import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from zoo_core.errors import ChecksumError, WeightsError
-
-
-@dataclass(frozen=True)
-class HubSource:
-    repo_id: str
-    revision: str | None = None
-    subfolder: str | None = None
-
-
-def parse_hf_source(source: str) -> HubSource:
-    """``hf://org/repo[@revision][/subfolder]`` (also ``hf-hub:``) -> its parts."""
-    for prefix in ("hf://", "hf-hub:"):
-        if source.startswith(prefix):
-            rest = source[len(prefix) :].strip("/")
-            break
-    else:
-        raise WeightsError(f"{source!r} is not a Hub source; expected hf://org/repo[@revision][/subfolder]")
-    parts = rest.split("/")
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise WeightsError(f"Hub source {source!r} must name org/repo, e.g. hf://google/ddpm-cifar10-32")
-    name, _, revision = parts[1].partition("@")
-    subfolder = "/".join(parts[2:]) or None
-    return HubSource(f"{parts[0]}/{name}", revision or None, subfolder)
-
-
-def is_hub_source(source: str) -> bool:
-    return source.startswith(("hf://", "hf-hub:"))
+from zoo_core.checksums import checksum_mismatches as checksum_mismatches
+from zoo_core.checksums import sha256_file as sha256_file
+from zoo_core.checksums import verify_checksums
+from zoo_core.errors import WeightsError
+from zoo_core.hub import HubSource as HubSource
+from zoo_core.hub import download, is_hub_source
+from zoo_core.hub import parse_hf_source as parse_hf_source
 
 
 def embedded_path(source: str) -> Path:
@@ -78,14 +55,17 @@ def resolve(
     files: Sequence[str] = (),
     sha256: Mapping[str, str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    model: str | None = None,
 ) -> Path:
-    """A local path (directory or file) holding the weights of ``source``, downloaded and verified if needed."""
+    """A local path (directory or file) holding the weights of ``source``, downloaded and verified if needed.
+
+    ``model`` (the card's name) only makes messages concrete (``zoo download NAME``)."""
     source = os.fspath(source)
     if is_hub_source(source):
-        from zoo_core.hub import download
-
         # download verifies the checksums itself: a file that fails must also leave the Hub cache
-        return download(source, revision=revision, allow_patterns=files, cache_dir=cache_dir, sha256=sha256)
+        return download(
+            source, revision=revision, allow_patterns=files, cache_dir=cache_dir, sha256=sha256, model=model
+        )
     if source.startswith("embedded:"):
         path = embedded_path(source)
     else:
@@ -98,39 +78,6 @@ def resolve(
     if sha256:
         verify_checksums(path, sha256)
     return path
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checksum_mismatches(root: Path, expected: Mapping[str, str]) -> list[tuple[str, Path, str]]:
-    """``(name, path, actual sha256)`` of each file in ``expected`` whose content differs; a missing file raises."""
-    bad = []
-    for name, digest in expected.items():
-        path = root / name if root.is_dir() else root
-        if not path.exists():
-            raise WeightsError(f"{path} is missing: the card lists a checksum for {name!r}")
-        actual = sha256_file(path)
-        if actual != digest.lower():
-            bad.append((name, path, actual))
-    return bad
-
-
-def verify_checksums(root: Path, expected: Mapping[str, str]) -> None:
-    """Check every file named in ``expected`` (relative to ``root``) against its sha256."""
-    bad = checksum_mismatches(root, expected)
-    if bad:
-        name, path, actual = bad[0]
-        more = f" ({len(bad) - 1} more files differ too)" if len(bad) > 1 else ""
-        raise ChecksumError(
-            f"Checksum mismatch for {path}: expected sha256 {expected[name].lower()}, got {actual}{more}. The file is "
-            "corrupt or not the revision the card pins; delete it and download again."
-        )
 
 
 def load_safetensors(

@@ -215,7 +215,8 @@ def test_checksum_mismatch_is_rejected_and_leaves_nothing_in_the_cache(server, n
         and sha(bad) in str(err.value)
         and "removed from the Hugging Face cache" in str(err.value)
     )
-    snapshot = hub._snapshot_path(hub._Target(REPO, "main", None, (), None, None, None), server.new, False)
+    snapshot = server.cache_dir / "models--org--tiny" / "snapshots" / server.new  # the standard cache layout
+    assert (snapshot / "unet" / "config.json").exists()  # only the failing file left
     assert not (snapshot / name).exists() and not (snapshot / name).is_symlink()
     assert bad not in files_in_cache(server.cache_dir).values()
 
@@ -399,3 +400,34 @@ def test_zoo_download_fetches_and_verifies_a_cards_weights(server, tmp_path, mon
     assert main(["download", "tiny-bad", "--cache-dir", str(custom)]) == 2
     assert "Checksum mismatch for 'model.safetensors'" in capsys.readouterr().err
     assert not (path / "model.safetensors").exists()
+
+
+def test_offline_and_not_cached_names_the_zoo_download_command_of_the_card(
+    server, tmp_path, monkeypatch, capsys
+):
+    from zoo_core.cli import main
+
+    card = {
+        "name": "tiny-offline",
+        "family": "toy",
+        "plugin": "tests",
+        "architecture": "toy.linear",
+        "weights": {"source": f"hf://{REPO}", "revision": server.old},
+    }
+    registry = tmp_path / "cards.yaml"
+    registry.write_text(yaml.safe_dump({"models": [card]}))
+    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["download", "tiny-offline"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "`zoo download tiny-offline`" in err
+        and "HF_HUB_OFFLINE" in err
+        and len(err.strip().splitlines()) == 1
+    )
+    with pytest.raises(WeightsError, match=r"`zoo download hf://org/tiny/unet`"):
+        hub.download(f"hf://{REPO}/unet")  # no card: the source itself is what to download
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert main(["download", f"hf://{REPO}/unet"]) == 0  # `zoo download` takes a source too
+    path = Path(capsys.readouterr().out.strip())
+    assert path.name == "unet" and path.parent.name == server.new
