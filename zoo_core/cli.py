@@ -146,6 +146,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         private=args.private,
         revision=args.revision,
         commit_message=args.message,
+        token=args.token,
+        create_pr=args.create_pr,
     )
     print(url)
     return 0
@@ -321,11 +323,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("push", help="upload a saved model directory to the Hugging Face Hub")
-    p.add_argument("directory")
-    p.add_argument("repo_id")
-    p.add_argument("--private", action="store_true")
-    p.add_argument("--revision")
-    p.add_argument("--message")
+    p.add_argument("directory", help="folder written by save_pretrained (or `zoo export`)")
+    p.add_argument("repo_id", help="Hub repo to push to, org/name (created if missing)")
+    p.add_argument(
+        "--private", action="store_true", help="create the repo private (an existing repo is unchanged)"
+    )
+    p.add_argument("--revision", help="branch to push to (created from main if missing); default main")
+    p.add_argument(
+        "--create-pr", action="store_true", help="open a pull request against main instead of pushing"
+    )
+    p.add_argument(
+        "--message", "--commit-message", dest="message", help="commit message of the one upload commit"
+    )
+    p.add_argument(
+        "--token", help="Hugging Face token (default: HF_TOKEN or the one saved by `hf auth login`)"
+    )
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("export", help="write a model in the zoo, diffusers or official layout")

@@ -8,6 +8,9 @@ completeness checks. On top of them zoo adds only what they do not do:
   blob) and downloaded once more, so no later call trusts it;
 - one ``HubUnreachableWarning`` when the Hub cannot be reached and the cached revision is used instead;
 - errors that name the file, the repo and the fix (``zoo download NAME`` when offline and not cached).
+
+``push`` writes the README with ``huggingface_hub.ModelCard``/``ModelCardData`` (metrics as ``model-index`` eval
+results) and uploads with ``HfApi`` in one commit (``create_commit``), to a branch or as a pull request.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,8 +27,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx2  # huggingface_hub 2.x's HTTP client: its TransportError is "no answer from the Hub"
-import yaml
-from huggingface_hub import HfApi, constants, get_cached_repo_tree, hf_hub_download, snapshot_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    EvalResult,
+    HfApi,
+    ModelCardData,
+    constants,
+    get_cached_repo_tree,
+    get_token,
+    hf_hub_download,
+    snapshot_download,
+)
+from huggingface_hub import ModelCard as HubModelCard
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -404,44 +415,67 @@ def _text_conditioned(card: Mapping[str, Any], config: Mapping[str, Any]) -> boo
     return scan(config) or scan(card.get("config") or {})
 
 
-def model_card_metadata(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> dict[str, Any]:
-    """The README front matter the Hub indexes: library, tags, license, base model, pipeline tag."""
+def _dataset_name(card: Mapping[str, Any]) -> str | None:
+    """The short name of the card's dataset ("sklearn digits (UCI ...), train split" -> "sklearn digits")."""
+    text = str(card.get("dataset") or "")
+    return re.split(r"[(,;]", text, maxsplit=1)[0].strip() or None
+
+
+def model_card_data(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> ModelCardData:
+    """What the Hub indexes: library, tags, license, datasets, base model, pipeline tag, and the metrics zoo
+    measured (those with the command that measured them; the README's table names the commands) as
+    ``model-index`` eval results."""
     architecture = card.get("architecture") or config.get("_zoo_architecture") or config.get("_class_name")
     family = card.get("family") or (str(architecture).split(".")[0] if architecture else None)
-    tags: list[str] = []
-    for tag in ["zoo", family, architecture, *(card.get("tags") or [])]:
-        if tag and str(tag) not in tags:
-            tags.append(str(tag))
-    meta: dict[str, Any] = {"library_name": "zoo", "tags": tags}
-    license_ = card.get("license")
-    if license_:
-        license_id = str(license_).strip().lower().replace(" ", "-")
-        if license_id in _HUB_LICENSES:
-            meta["license"] = license_id
-        else:
-            meta["license"] = "other"
-            meta["license_name"] = license_id
+    tags = list(dict.fromkeys(str(t) for t in ["zoo", family, architecture, *(card.get("tags") or [])] if t))
+    license_id = str(card.get("license") or "").strip().lower().replace(" ", "-") or None
+    license_name = None
+    if license_id and license_id not in _HUB_LICENSES:
+        license_id, license_name = "other", license_id
     base = card.get("base_model")
     source = (card.get("weights") or {}).get("source") or ""
-    if not base and source.startswith(("hf://", "hf-hub:")):
+    if not base and is_hub_source(source):
         base = parse_hf_source(source).repo_id
-    if base and base != repo_id:
-        meta["base_model"] = base
-    meta["pipeline_tag"] = (
-        "text-to-image" if _text_conditioned(card, config) else "unconditional-image-generation"
+    task = "text-to-image" if _text_conditioned(card, config) else "unconditional-image-generation"
+    dataset = _dataset_name(card)
+    results = [
+        EvalResult(
+            task_type=task,
+            dataset_type=re.sub(r"[^a-z0-9]+", "-", (dataset or "unspecified").lower()).strip("-"),
+            dataset_name=dataset or "unspecified",
+            metric_type=str(m["name"]),
+            metric_value=m["value"],
+        )
+        for m in card.get("metrics") or []
+        if m.get("command") and isinstance(m.get("value"), (int, float))
+    ]
+    return ModelCardData(
+        library_name="zoo",
+        tags=tags,
+        license=license_id,
+        license_name=license_name,
+        datasets=[dataset] if dataset else None,
+        base_model=base if base and base != repo_id else None,
+        pipeline_tag=task,
+        model_name=(card.get("name") or repo_id.split("/")[-1]) if results else None,
+        eval_results=results or None,
     )
-    return meta
 
 
-def render_model_card(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> str:
+def model_card_metadata(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> dict[str, Any]:
+    """The README front matter as a dict (``model_card_data`` serialised the way the Hub reads it)."""
+    return model_card_data(card, config, repo_id).to_dict()
+
+
+def render_model_card(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> HubModelCard:
     """A README.md for the Hub: front matter, what the model is, how to load and sample it, what was measured."""
-    meta = model_card_metadata(card, config, repo_id)
+    data = model_card_data(card, config, repo_id)
     name = card.get("name") or repo_id.split("/")[-1]
-    architecture = meta["tags"][2] if len(meta["tags"]) > 2 else "zoo"
-    text = meta["pipeline_tag"] == "text-to-image"
+    architecture = data.tags[2] if len(data.tags) > 2 else "zoo"
+    text = data.pipeline_tag == "text-to-image"
     prompt = ', prompt="a red circle on a blue background"' if text else ""
     prompt_flag = ' --prompt "a red circle on a blue background"' if text else ""
-    lines = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", f"# {name}", ""]
+    lines = [f"# {name}", ""]
     if card.get("description"):
         lines += [str(card["description"]), ""]
     lines += [
@@ -479,24 +513,7 @@ def render_model_card(card: Mapping[str, Any], config: Mapping[str, Any], repo_i
         lines.append("")
     if card.get("training_command"):
         lines += ["## Training", "", "```", str(card["training_command"]), "```", ""]
-    return "\n".join(lines)
-
-
-def _stage(directory: Path, stage: Path, readme: str) -> None:
-    """Mirror ``directory`` into ``stage`` with links (the user's folder is never modified) plus the README."""
-    for file in sorted(directory.rglob("*")):
-        if not file.is_file():
-            continue
-        relative = file.relative_to(directory)
-        if relative.as_posix() == "README.md":
-            continue
-        destination = stage / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.symlink(file.resolve(), destination)
-        except OSError:  # no symlinks (some Windows setups): copy
-            shutil.copy2(file, destination)
-    (stage / "README.md").write_text(readme, encoding="utf-8")
+    return HubModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
 def push(
@@ -506,16 +523,20 @@ def push(
     private: bool = False,
     revision: str | None = None,
     commit_message: str | None = None,
-    token: str | bool | None = None,
+    token: str | None = None,
     endpoint: str | None = None,
+    create_pr: bool = False,
 ) -> str:
-    """Upload a ``save_pretrained`` directory to the Hub repo ``repo_id`` (created if needed); returns its URL.
+    """Upload a ``save_pretrained`` directory to the Hub repo ``repo_id`` (created if needed) in one commit.
 
-    A README.md model card is generated from ``card.json``/``config.json``; a README.md already in the directory
-    is kept (with the generated front matter added if it has none). ``revision`` is a branch, created from main if
-    missing.
+    Returns the repo's URL (the branch's, or the pull request's with ``create_pr``). The README.md model card is
+    built with ``huggingface_hub.ModelCard`` from ``card.json``/``config.json``; a README.md in the directory is
+    kept (given the generated front matter if it has none). ``revision`` is a branch, created from main if missing.
+    ``token`` defaults to huggingface_hub's (HF_TOKEN, ``hf auth login``).
     """
     directory = Path(directory)
+    hub = (endpoint or constants.ENDPOINT).rstrip("/")
+    branch = revision if revision and revision != constants.DEFAULT_REVISION else None
     if not directory.is_dir():
         raise WeightsError(
             f"{directory} is not a directory: `zoo push` uploads a folder written by save_pretrained"
@@ -525,43 +546,62 @@ def push(
         raise WeightsError(
             f"{directory} has no config.json: save the model with model.save_pretrained(directory) first"
         )
+    if create_pr and branch:
+        raise WeightsError(
+            f"--create-pr opens a pull request against main of '{repo_id}'; leave out --revision {branch} (or push "
+            "to that branch without --create-pr)"
+        )
+    token = token or get_token()
+    if not token:
+        raise WeightsError(
+            f"Not allowed to push to '{repo_id}' on {hub}: no Hugging Face token found. Log in with `hf auth login`, "
+            "set HF_TOKEN, or pass --token."
+        )
     card = _read_json(directory / "card.json")
-    readme = render_model_card(card, config, repo_id)
+    readme = str(render_model_card(card, config, repo_id))
     existing = directory / "README.md"
     if existing.is_file():
         text = existing.read_text(encoding="utf-8")
         readme = text if text.startswith("---") else readme.split("\n---\n", 1)[0] + "\n---\n\n" + text
+    operations = [
+        CommitOperationAdd(path_in_repo=file.relative_to(directory).as_posix(), path_or_fileobj=str(file))
+        for file in sorted(directory.rglob("*"))
+        if file.is_file()
+        and file.relative_to(directory).as_posix() != "README.md"
+        and not any(part.startswith(".") for part in file.relative_to(directory).parts)
+        and not file.name.endswith(".incomplete")
+    ]
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode("utf-8")))
 
     api = HfApi(endpoint=endpoint, token=token)
-    hub = (endpoint or constants.ENDPOINT).rstrip("/")
-    message = commit_message or f"Upload {card.get('name') or directory.name} with zoo"
     try:
         url = str(api.create_repo(repo_id, private=private, exist_ok=True))
-        if revision and revision != constants.DEFAULT_REVISION:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="zoo-push-") as stage:
-            _stage(directory, Path(stage), readme)
-            api.upload_folder(
-                repo_id=repo_id,
-                folder_path=stage,
-                revision=revision,
-                commit_message=message,
-                ignore_patterns=[".*.tmp", "*.incomplete"],
-            )
+        if branch:
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        # create_commit, not upload_folder: with hf_xet installed upload_folder streams large folders in several
+        # commits; one commit means a failed push leaves nothing behind
+        info = api.create_commit(
+            repo_id,
+            operations=operations,
+            commit_message=commit_message or f"Upload {card.get('name') or directory.name} with zoo",
+            revision=branch,
+            create_pr=create_pr,
+        )
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
+        said = " ".join((exc.server_message or _first_line(exc)).split())
         if isinstance(exc, RepositoryNotFoundError) or status in (401, 403):
             raise WeightsError(
-                f"Not allowed to push to '{repo_id}' on {hub} (HTTP {status}). Log in with a token that has write "
-                "access (`hf auth login`, or set HF_TOKEN), and check that you may write to that namespace."
+                f"Not allowed to push to '{repo_id}' on {hub}: {said} (HTTP {status}). Log in with a token that has "
+                "write access to it (`hf auth login`, HF_TOKEN or --token)."
             ) from None
         raise WeightsError(
-            f"Pushing {directory} to '{repo_id}' on {hub} failed: {_first_line(exc)}"
+            f"Pushing {directory} to '{repo_id}' on {hub} failed: {said} (HTTP {status})"
         ) from None
     except _NETWORK as exc:
         raise WeightsError(
             f"Cannot reach the Hugging Face Hub at {hub} to push '{repo_id}': {_first_line(exc)}"
         ) from None
-    if revision and revision != constants.DEFAULT_REVISION:
-        url += f"/tree/{revision}"
-    return url
+    if create_pr:
+        return str(info.pr_url)
+    return url + (f"/tree/{branch}" if branch else "")
