@@ -12,7 +12,8 @@ It serves in-memory model repos with branches, tags and commits, and speaks what
 - ``POST /api/repos/create``, ``POST /api/models/{repo}/branch/{branch}``, ``POST /api/validate-yaml`` (parses the
   README front matter with ``yaml.safe_load``), ``POST /api/models/{repo}/preupload/{rev}``, the LFS batch API
   (``/{repo}.git/info/lfs/objects/batch``, basic transfer: PUT to the CDN, then verify) and the NDJSON
-  ``POST /api/models/{repo}/commit/{rev}`` (``file`` base64 / ``lfsFile`` / ``deletedFile`` / ``deletedFolder``).
+  ``POST /api/models/{repo}/commit/{rev}`` (``file`` base64 / ``lfsFile`` / ``deletedFile`` / ``deletedFolder``; ``create_pr=1`` opens ``refs/pr/N``).
+  ``writable`` (a set of namespaces, None for any) makes writes elsewhere answer 403 as the Hub does.
 
 Use it from a test module (``tests/`` is not a package, so put it on ``sys.path``)::
 
@@ -222,6 +223,8 @@ class HubServer:
     def __init__(self, *, token: str | None = TOKEN, user: str = USER) -> None:
         self.token = token
         self.user = user
+        #: namespaces the token may write to (None: any); others answer 403 as the Hub does
+        self.writable: set[str] | None = None
         self.repos: dict[str, Repo] = {}
         self.lfs_store: dict[str, bytes] = {}
         self.tampered: dict[tuple[str, str], bytes] = {}
@@ -463,9 +466,12 @@ class HubServer:
             raise HttpError(401, "Repository not found", "RepoNotFound")
         return repo
 
-    def _require_write(self, headers: Mapping[str, str]) -> None:
+    def _require_write(self, headers: Mapping[str, str], repo_id: str | None = None) -> None:
         if not self._authorized(headers):
             raise HttpError(401, "Invalid credentials in Authorization header")
+        namespace = repo_id.split("/")[0] if repo_id else None
+        if namespace is not None and self.writable is not None and namespace not in self.writable:
+            raise HttpError(403, f"You don't have the rights to write to {repo_id}")
 
     @staticmethod
     def _revision(repo: Repo, revision: str) -> Commit:
@@ -598,6 +604,11 @@ class HubServer:
         if payload.get("type") not in (None, "model"):
             raise HttpError(400, f"the zoo test hub only serves model repos, not {payload.get('type')!r}")
         repo_id = f"{payload.get('organization') or self.user}/{payload['name']}"
+        if self.writable is not None and repo_id.split("/")[0] not in self.writable:
+            namespace = repo_id.split("/")[0]
+            raise HttpError(
+                403, f'You don\'t have the rights to create a model under the namespace "{namespace}"'
+            )
         if repo_id in self.repos:
             raise HttpError(
                 409, "You already created this model repo", extra={"url": f"{self.url}/{repo_id}"}
@@ -675,7 +686,7 @@ class HubServer:
         return Response.json(list(entries.values()))
 
     def _api_preupload(self, repo_id: str, revision: str, payload: dict[str, Any], headers: Any) -> Response:
-        self._require_write(headers)
+        self._require_write(headers, repo_id)
         repo = self._repo_for_read(repo_id, headers)
         commit = self._revision(repo, revision)
         answers = []
@@ -690,7 +701,7 @@ class HubServer:
         return Response.json({"files": answers, "commitOid": commit.sha})
 
     def _lfs_batch(self, repo_id: str, payload: dict[str, Any], headers: Any) -> Response:
-        self._require_write(headers)
+        self._require_write(headers, repo_id)
         self._repo_for_read(repo_id, headers)
         if payload.get("operation") != "upload":
             raise HttpError(400, "the zoo test hub only accepts LFS uploads")
@@ -708,12 +719,15 @@ class HubServer:
     def _api_commit(
         self, repo_id: str, revision: str, body: bytes, query: dict[str, str], headers: Any
     ) -> Response:
-        self._require_write(headers)
+        self._require_write(headers, repo_id)
         repo = self._repo_for_read(repo_id, headers)
-        if query.get("create_pr"):
-            raise HttpError(400, "the zoo test hub does not do pull requests")
         if revision not in repo.branches:
             raise HttpError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        pr_url = None
+        if query.get("create_pr"):  # a pull request is the ref refs/pr/N, opened from the branch's head
+            number = 1 + sum(1 for name in repo.branches if name.startswith("refs/pr/"))
+            repo.branches[f"refs/pr/{number}"] = repo.branches[revision]
+            revision, pr_url = f"refs/pr/{number}", f"{self.url}/{repo_id}/discussions/{number}"
         parent = repo.commits[repo.branches[revision]]
         tree, lfs = dict(parent.files), set(parent.lfs)
         message = "Update"
@@ -758,12 +772,12 @@ class HubServer:
                 "commitOid": sha,
                 "commitUrl": f"{self.url}/{repo_id}/commit/{sha}",
                 "hookOutput": "",
-                "pullRequestUrl": None,
+                "pullRequestUrl": pr_url,
             }
         )
 
     def _api_branch(self, repo_id: str, branch: str, payload: dict[str, Any], headers: Any) -> Response:
-        self._require_write(headers)
+        self._require_write(headers, repo_id)
         repo = self._repo_for_read(repo_id, headers)
         if branch in repo.branches:
             raise HttpError(409, f"Branch {branch} already exists")

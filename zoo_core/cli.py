@@ -86,6 +86,9 @@ def cmd_download(args: argparse.Namespace) -> int:
     from zoo_core import weights
     from zoo_core.api import info
 
+    if weights.is_hub_source(args.name):  # a repo without a card: hf://org/repo[@rev][/subfolder]
+        print(weights.resolve(args.name, revision=args.revision, cache_dir=args.cache_dir))
+        return 0
     card = info(args.name)
     if card.weights is None:
         print(f"{args.name} has no weights to download (it is built from its config)")
@@ -96,6 +99,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         files=card.weights.files,
         sha256=card.weights.sha256,
         cache_dir=args.cache_dir,
+        model=card.name,
     )
     print(path)
     return 0
@@ -123,6 +127,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         private=args.private,
         revision=args.revision,
         commit_message=args.message,
+        token=args.token,
+        create_pr=args.create_pr,
     )
     print(url)
     return 0
@@ -283,9 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_samplers)
 
     p = sub.add_parser("download", help="download (and verify) a model's weights into the Hub cache")
-    p.add_argument("name", help="model name (`zoo list` shows them)")
-    p.add_argument("--revision", help="Hub branch, tag or commit (default: the card's pinned revision)")
-    p.add_argument("--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)")
+    p.add_argument(
+        "name", help="model name from `zoo list`, or a Hub source hf://org/repo[@revision][/subfolder]"
+    )
+    p.add_argument(
+        "--revision", help="branch, tag or commit to download instead of the card's pinned revision"
+    )
+    p.add_argument(
+        "--cache-dir", help="Hub cache to download into (default: HF_HUB_CACHE, ~/.cache/huggingface/hub)"
+    )
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser(
@@ -358,11 +370,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("push", help="upload a saved model directory to the Hugging Face Hub")
-    p.add_argument("directory", help="a folder written by save_pretrained or `zoo export`")
-    p.add_argument("repo_id", help="the Hub repository, org/name (created if missing)")
-    p.add_argument("--private", action="store_true", help="create the repository private")
-    p.add_argument("--revision", help="branch to upload to (default: main)")
-    p.add_argument("--message", help="commit message")
+    p.add_argument("directory", help="folder written by save_pretrained (or `zoo export`)")
+    p.add_argument("repo_id", help="Hub repo to push to, org/name (created if missing)")
+    p.add_argument(
+        "--private", action="store_true", help="create the repo private (an existing repo is unchanged)"
+    )
+    p.add_argument("--revision", help="branch to push to (created from main if missing); default main")
+    p.add_argument(
+        "--create-pr", action="store_true", help="open a pull request against main instead of pushing"
+    )
+    p.add_argument(
+        "--message", "--commit-message", dest="message", help="commit message of the one upload commit"
+    )
+    p.add_argument(
+        "--token", help="Hugging Face token (default: HF_TOKEN or the one saved by `hf auth login`)"
+    )
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("export", help="write a model in the zoo, diffusers or official layout")

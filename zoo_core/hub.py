@@ -1,17 +1,16 @@
-"""The Hugging Face Hub: download weights into the normal Hub cache, and push saved models with a model card.
+"""The Hugging Face Hub: ``hf://`` sources downloaded into the normal Hub cache, and ``zoo push``.
 
-``download`` serves ``hf://org/repo[@revision][/subfolder]`` sources through ``huggingface_hub``
-(``snapshot_download``, or ``hf_hub_download`` for one file), so revisions, ``HF_HOME``/``HF_HUB_CACHE``,
-``HF_ENDPOINT``, tokens and ``HF_HUB_OFFLINE`` behave as in every other Hub library. On top of it:
+Downloads are ``snapshot_download`` (``hf_hub_download`` for one named file) with their own cache layout, revision
+pinning (a cached commit is served without the network), ``HF_HUB_OFFLINE`` / ``local_files_only`` and
+completeness checks. On top of them zoo adds only what they do not do:
 
-- when the Hub cannot be reached, the cached revision is used with one ``HubUnreachableWarning``; when nothing is
-  cached the ``WeightsError`` says how to get the files onto this machine;
-- a revision pinned to a commit that is already cached is served without touching the network;
-- files the card gives a sha256 for are verified, and a file that fails is deleted from the cache (snapshot link
-  and blob) so no later call trusts it; a cached file that fails is downloaded again once.
+- the card's sha256 pins: a cached or downloaded file that fails is removed from the cache (snapshot link and
+  blob) and downloaded once more, so no later call trusts it;
+- one ``HubUnreachableWarning`` when the Hub cannot be reached and the cached revision is used instead;
+- errors that name the file, the repo and the fix (``zoo download NAME`` when offline and not cached).
 
-``push`` uploads a directory written by ``Model.save_pretrained`` with ``HfApi.upload_folder``, adding a README.md
-whose YAML front matter (library, tags, license, base model, pipeline tag) is built from ``card.json``/``config.json``.
+``push`` writes the README with ``huggingface_hub.ModelCard``/``ModelCardData`` (metrics as ``model-index`` eval
+results) and uploads with ``HfApi`` in one commit (``create_commit``), to a branch or as a pull request.
 """
 
 from __future__ import annotations
@@ -20,9 +19,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,8 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-from huggingface_hub import HfApi, constants, get_cached_repo_tree, hf_hub_download, snapshot_download
+import httpx2  # huggingface_hub 2.x's HTTP client: its TransportError is "no answer from the Hub"
+from huggingface_hub import (
+    CommitOperationAdd,
+    EvalResult,
+    HfApi,
+    ModelCardData,
+    constants,
+    get_cached_repo_tree,
+    get_token,
+    hf_hub_download,
+    snapshot_download,
+)
+from huggingface_hub import ModelCard as HubModelCard
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -43,47 +50,25 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from zoo_core.checksums import checksum_mismatches
 from zoo_core.errors import ChecksumError, WeightsError
-from zoo_core.weights import checksum_mismatches, parse_hf_source
+from zoo_core.sources import is_hub_source, parse_hf_source
 
 logger = logging.getLogger(__name__)
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-_TRUE = {"1", "ON", "YES", "TRUE"}
 _GLOB = re.compile(r"[*?\[]")
-
-OFFLINE_HELP = (
-    "To use it without network: run `zoo download <model>` on a machine that can reach the Hub and copy its "
-    "Hugging Face cache (~/.cache/huggingface/hub) to the same place here, or point HF_HOME (or HF_HUB_CACHE) at a "
-    "copied cache, or pass a local directory holding the weights with `weights=` (`--weights` on the command line)."
-)
+_NETWORK = (httpx2.TransportError, ConnectionError, TimeoutError)
 
 
 class HubUnreachableWarning(UserWarning):
     """The Hub could not be reached, so cached files were used (they may be older than the Hub's revision)."""
 
 
-class _Unreachable(Exception):
-    """The Hub did not answer (network down, DNS, timeout, 5xx)."""
-
-
 def offline_mode() -> bool:
-    """``HF_HUB_OFFLINE`` (read now, not only when ``huggingface_hub`` was imported)."""
+    """``HF_HUB_OFFLINE`` read now (huggingface_hub reads it once, at import)."""
     env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return bool(constants.HF_HUB_OFFLINE) or env.upper() in _TRUE
-
-
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions meaning "no answer from the Hub", whichever HTTP library this huggingface_hub uses."""
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for name in ("httpx2", "httpx"):
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "TransportError"):
-            errors.append(module.TransportError)
-    requests = sys.modules.get("requests")
-    if requests is not None:
-        errors += [requests.ConnectionError, requests.Timeout]
-    return tuple(errors)
+    return bool(constants.HF_HUB_OFFLINE) or env.upper() in {"1", "ON", "YES", "TRUE"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +80,7 @@ class _Target:
     cache_dir: str | None
     endpoint: str | None
     token: str | bool | None
+    model: str | None
 
     @property
     def label(self) -> str:
@@ -104,34 +90,31 @@ class _Target:
     def hub_url(self) -> str:
         return (self.endpoint or constants.ENDPOINT).rstrip("/")
 
-    @property
-    def prefix(self) -> str:
-        return f"{self.subfolder}/" if self.subfolder else ""
-
     def patterns(self) -> list[str] | None:
-        """Allow-patterns relative to the repo root: the card's files live inside the subfolder."""
+        """Allow-patterns relative to the repo root; a subfolder may also name one file."""
+        prefix = f"{self.subfolder}/" if self.subfolder else ""
         if self.files:
-            return [self.prefix + pattern for pattern in self.files]
-        return [self.prefix + "*"] if self.subfolder else None
+            return [prefix + pattern for pattern in self.files]
+        return [prefix + "*", self.subfolder] if self.subfolder else None
 
     def single_file(self) -> str | None:
-        """The one file to fetch with ``hf_hub_download`` when the card names exactly one file, no glob."""
+        """The one file ``hf_hub_download`` fetches (no repo listing) when the card names one file, no glob."""
         if len(self.files) == 1 and not _GLOB.search(self.files[0]):
-            return self.prefix + self.files[0]
+            return (f"{self.subfolder}/" if self.subfolder else "") + self.files[0]
         return None
 
     def cache_root(self) -> Path:
         return Path(self.cache_dir or constants.HF_HUB_CACHE).expanduser().resolve()
 
-    def hub_kwargs(self, *, local_only: bool) -> dict[str, Any]:
-        return {
-            "repo_id": self.repo_id,
-            "revision": self.revision,
-            "cache_dir": self.cache_dir,
-            "local_files_only": local_only,
-            "endpoint": self.endpoint,
-            "token": self.token,
-        }
+    def offline_help(self) -> str:
+        rev = "" if self.revision == constants.DEFAULT_REVISION else f"@{self.revision}"
+        what = self.model or f"hf://{self.repo_id}{rev}" + (f"/{self.subfolder}" if self.subfolder else "")
+        return (
+            f"To use it without network: run `zoo download {what}` on a machine that can reach the Hub and copy "
+            "its Hugging Face cache (~/.cache/huggingface/hub) to the same place here, or point HF_HOME (or "
+            "HF_HUB_CACHE) at a copied cache, or pass a local directory holding the weights with `weights=` "
+            "(`--weights` on the command line)."
+        )
 
 
 def download(
@@ -143,11 +126,13 @@ def download(
     sha256: Mapping[str, str] | None = None,
     endpoint: str | None = None,
     token: str | bool | None = None,
+    model: str | None = None,
 ) -> Path:
     """The local directory holding ``hf://org/repo[@rev][/subfolder]`` (a file if the subfolder names one).
 
     ``revision`` (else the source's ``@rev``, else ``main``) is a branch, tag or commit; ``allow_patterns`` are
-    relative to the subfolder; ``sha256`` maps file names (relative to the returned directory) to checksums.
+    relative to the subfolder; ``sha256`` maps file names (relative to the returned directory) to checksums;
+    ``model`` is the card's name, for messages.
     """
     parsed = parse_hf_source(source)
     target = _Target(
@@ -158,174 +143,121 @@ def download(
         cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
         endpoint=endpoint,
         token=token,
+        model=model,
     )
-    expected = {name: digest.lower() for name, digest in (sha256 or {}).items()}
-
     if offline_mode():
-        path = _from_cache(target, "HF_HUB_OFFLINE is set")
-        return _verified(target, path, expected, cached=set(expected), refetch=None)
-
-    if _COMMIT.fullmatch(target.revision):
-        path = _complete_cached(target)  # a commit never changes: no need to ask the Hub
-        if path is not None:
-            return _verified(
-                target, path, expected, cached=set(expected), refetch=lambda: _fetch_online(target)
-            )
-
-    try:
-        info = _model_info(target)
-    except _Unreachable as exc:
-        path = _from_cache(target, f"the Hugging Face Hub at {target.hub_url} cannot be reached ({exc})")
-        commit = _cached_commit(target, path)
+        reason: str | None = "HF_HUB_OFFLINE is set"
+    elif _COMMIT.fullmatch(target.revision):
+        reason = None  # a commit never changes: huggingface_hub serves it from the cache without asking
+    else:
+        reason = _unreachable(target)
+    path = _fetch(target, offline_reason=reason)
+    if reason is not None and not offline_mode():
+        parts = path.parts
+        commit = parts[len(parts) - 1 - parts[::-1].index("snapshots") + 1] if "snapshots" in parts else "?"
         warnings.warn(
-            f"Cannot reach the Hugging Face Hub at {target.hub_url} ({exc}); working offline with the cached "
-            f"revision {commit or '?'} of {target.repo_id} ('{target.revision}'), which may be older than the "
-            "Hub's. Set HF_HUB_OFFLINE=1 to skip the check.",
+            f"Cannot reach the Hugging Face Hub at {target.hub_url} ({reason}); working offline with the cached "
+            f"revision {commit} of {target.repo_id} ('{target.revision}'), which may be older than the Hub's. Set "
+            "HF_HUB_OFFLINE=1 to skip the check.",
             HubUnreachableWarning,
             stacklevel=3,
         )
-        return _verified(target, path, expected, cached=set(expected), refetch=None)
-
-    is_file = bool(target.subfolder and not target.files and target.subfolder in _siblings(info))
-    local = _snapshot_path(target, info.sha, is_file)
-    cached = {name for name in expected if (local if is_file else local / name).exists()}
-    path = _fetch(target, local_only=False, is_file=is_file, siblings=_siblings(info))
-    return _verified(
-        target,
-        path,
-        expected,
-        cached=cached,
-        refetch=lambda: _fetch(target, local_only=False, is_file=is_file),
-    )
+    refetch = None if reason is not None else (lambda: _fetch(target, offline_reason=None))
+    return _verified(target, path, sha256 or {}, refetch)
 
 
-# -- fetching -------------------------------------------------------------------------------------------------------
-def _model_info(target: _Target) -> Any:
-    """Ask the Hub which commit the revision is; a missing repo or revision is the user's error, not the network's."""
+def _unreachable(target: _Target) -> str | None:
+    """Why the Hub did not answer (network, timeout, 5xx), or None if it did; its refusals are the user's error."""
     api = HfApi(endpoint=target.endpoint, token=target.token)
     try:
-        return api.model_info(target.repo_id, revision=target.revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as exc:
-        raise _explain(target, exc) from None
+        api.model_info(target.repo_id, revision=target.revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status is None or status >= 500 or status == 429:
-            raise _Unreachable(f"HTTP {status}") from None
+            return f"HTTP {status}"
         raise _explain(target, exc) from None
-    except _network_errors() as exc:
-        raise _Unreachable(_first_line(exc)) from None
-
-
-def _siblings(info: Any) -> list[str]:
-    return [s.rfilename for s in (getattr(info, "siblings", None) or [])]
-
-
-def _fetch_online(target: _Target) -> Path:
-    info = _model_info(target)
-    is_file = bool(target.subfolder and not target.files and target.subfolder in _siblings(info))
-    return _fetch(target, local_only=False, is_file=is_file, siblings=_siblings(info))
-
-
-def _fetch(
-    target: _Target, *, local_only: bool, is_file: bool | None, siblings: Sequence[str] | None = None
-) -> Path:
-    """Download (or find in the cache) what ``target`` names; the directory of its files, or the one file."""
-    kwargs = target.hub_kwargs(local_only=local_only)
-    single = target.subfolder if is_file else target.single_file()
-    with _hub_errors(target, local_only=local_only):
-        if single is not None:
-            file = Path(hf_hub_download(filename=single, **kwargs))
-            if is_file:
-                return file
-            return file.parents[len(PurePosixPath(target.files[0]).parts) - 1]
-        snapshot = Path(snapshot_download(allow_patterns=target.patterns(), **kwargs))
-    path = snapshot / target.subfolder if target.subfolder else snapshot
-    if path.exists() and (path.is_file() or any(path.iterdir())):
-        return path
-    if local_only:
-        raise LocalEntryNotFoundError(f"{target.label} is not in the cache")
-    shown = ", ".join(sorted(siblings or [])[:20]) or "no files"
-    wanted = ", ".join(target.patterns() or ["*"])
-    raise WeightsError(
-        f"{target.label}: no file of {target.repo_id} at revision '{target.revision}' matches {wanted}. The repo "
-        f"holds: {shown}. Check the subfolder of the source and the card's `files`."
-    )
-
-
-def _from_cache(target: _Target, reason: str) -> Path:
-    """The cached copy of ``target``, or a WeightsError saying why it is needed and how to get it."""
-    try:
-        return _fetch(target, local_only=True, is_file=None)
-    except IncompleteSnapshotError as exc:
-        raise WeightsError(
-            f"Only part of {target.label} is in the Hugging Face cache ({target.cache_root()}) and {reason}: "
-            f"{_first_line(exc)} {OFFLINE_HELP}"
-        ) from None
-    except (LocalEntryNotFoundError, WeightsError):
-        raise WeightsError(
-            f"{target.label} is not in the Hugging Face cache ({target.cache_root()}) and {reason}. {OFFLINE_HELP}"
-        ) from None
-
-
-def _complete_cached(target: _Target) -> Path | None:
-    """The cached files of a commit-pinned target if the cache is known to hold all of them, else None."""
-    try:
-        path = _fetch(target, local_only=True, is_file=None)
-    except (LocalEntryNotFoundError, WeightsError):
-        return None
-    if target.single_file() is not None or path.is_file():
-        return path  # hf_hub_download found exactly the file asked for
-    try:  # snapshot_download checked completeness against the cached file listing, if there is one
-        get_cached_repo_tree(target.repo_id, revision=target.revision, cache_dir=target.cache_dir)
-    except Exception:
-        return None
-    return path
-
-
-def _snapshot_path(target: _Target, commit: str | None, is_file: bool) -> Path:
-    from huggingface_hub.file_download import repo_folder_name
-
-    folder = target.cache_root() / repo_folder_name(repo_id=target.repo_id, repo_type="model")
-    snapshot = folder / "snapshots" / (commit or "")
-    return snapshot / target.subfolder if target.subfolder else snapshot
-
-
-def _cached_commit(target: _Target, path: Path) -> str | None:
-    for part in reversed(path.parts[:-1] if path.is_file() else path.parts):
-        if _COMMIT.fullmatch(part):
-            return part
+    except HFValidationError as exc:
+        raise _explain(target, exc) from None
+    except _NETWORK as exc:
+        return f"the Hugging Face Hub at {target.hub_url} cannot be reached ({_first_line(exc)})"
     return None
 
 
+def _fetch(target: _Target, *, offline_reason: str | None) -> Path:
+    """The snapshot directory (or the one file) ``target`` names; from the cache only when offline."""
+    local_only = offline_reason is not None
+    kwargs: dict[str, Any] = {
+        "repo_id": target.repo_id,
+        "revision": target.revision,
+        "cache_dir": target.cache_dir,
+        "local_files_only": local_only,
+        "endpoint": target.endpoint,
+        "token": target.token,
+    }
+    single = target.single_file()
+    with _hub_errors(target, offline_reason, single):
+        if single is not None:
+            file = Path(hf_hub_download(filename=single, **kwargs))
+            return file.parents[len(PurePosixPath(target.files[0]).parts) - 1]
+        snapshot = Path(snapshot_download(allow_patterns=target.patterns(), **kwargs))
+    path = snapshot / target.subfolder if target.subfolder else snapshot
+    if path.is_file() or (path.is_dir() and any(path.iterdir())):
+        return path
+    if local_only:
+        raise WeightsError(
+            f"{target.label} is not in the Hugging Face cache ({target.cache_root()}) and {offline_reason}. "
+            + target.offline_help()
+        )
+    try:
+        listed = [
+            f.path
+            for f in get_cached_repo_tree(
+                target.repo_id, revision=target.revision, cache_dir=target.cache_dir
+            )
+        ]
+    except Exception:  # the listing is only for the message
+        listed = []
+    raise WeightsError(
+        f"{target.label}: no file of {target.repo_id} at revision '{target.revision}' matches "
+        f"{', '.join(target.patterns() or ['*'])}. The repo holds: {', '.join(sorted(listed)[:20]) or 'no files'}. "
+        "Check the subfolder of the source and the card's `files`."
+    )
+
+
 @contextmanager
-def _hub_errors(target: _Target, *, local_only: bool) -> Iterator[None]:
+def _hub_errors(target: _Target, offline_reason: str | None, single: str | None) -> Iterator[None]:
+    """huggingface_hub's errors as WeightsErrors naming the repo, revision or file and the fix."""
     try:
         yield
+    except IncompleteSnapshotError as exc:
+        raise WeightsError(
+            f"Only part of {target.label} is in the Hugging Face cache ({target.cache_root()}) and "
+            f"{offline_reason or 'the Hub cannot be reached'}: {_first_line(exc)} {target.offline_help()}"
+        ) from None
     except LocalEntryNotFoundError:
-        if local_only:
-            raise
+        if offline_reason is not None:
+            raise WeightsError(
+                f"{target.label} is not in the Hugging Face cache ({target.cache_root()}) and {offline_reason}. "
+                + target.offline_help()
+            ) from None
         raise WeightsError(
             f"Lost the connection to the Hugging Face Hub at {target.hub_url} while downloading {target.label}, and "
-            f"the files are not cached. Run again when the network is back. {OFFLINE_HELP}"
+            f"the files are not cached. Run again when the network is back. {target.offline_help()}"
         ) from None
-    except (
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-        EntryNotFoundError,
-        HfHubHTTPError,
-        HFValidationError,
-    ) as exc:
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError, HfHubHTTPError) as exc:
+        raise _explain(target, exc, single) from None
+    except HFValidationError as exc:
         raise _explain(target, exc) from None
-    except _network_errors() as exc:
+    except _NETWORK as exc:
         raise WeightsError(
             f"Lost the connection to the Hugging Face Hub at {target.hub_url} while downloading {target.label} "
-            f"({_first_line(exc)}). Run again when the network is back. {OFFLINE_HELP}"
+            f"({_first_line(exc)}). Run again when the network is back. {target.offline_help()}"
         ) from None
     except OSError as exc:  # e.g. huggingface_hub's "Consistency check failed" for a truncated download
         raise WeightsError(f"Downloading {target.label} failed: {_first_line(exc)}. Run again.") from None
 
 
-def _explain(target: _Target, exc: Exception) -> WeightsError:
+def _explain(target: _Target, exc: Exception, file: str | None = None) -> WeightsError:
     """A WeightsError naming the repo, revision or file and the fix, for an error huggingface_hub raised."""
     repo, rev, hub = target.repo_id, target.revision, target.hub_url
     if isinstance(exc, HFValidationError):
@@ -346,7 +278,7 @@ def _explain(target: _Target, exc: Exception) -> WeightsError:
             "@revision of the source (a branch, tag or commit sha), or leave it out to use main."
         )
     if isinstance(exc, EntryNotFoundError):
-        name = _entry_name(exc) or ", ".join(target.patterns() or [target.subfolder or "?"])
+        name = file or ", ".join(target.patterns() or ["?"])
         return WeightsError(
             f"File '{name}' is not in Hugging Face repo '{repo}' at revision '{rev}'. Check the card's `files` and "
             "the subfolder of the source."
@@ -357,11 +289,6 @@ def _explain(target: _Target, exc: Exception) -> WeightsError:
     )
 
 
-def _entry_name(exc: Exception) -> str | None:
-    match = re.search(r"/resolve/[^/\s]+/(\S+?)\.?$", str(exc), re.MULTILINE)
-    return match.group(1) if match else None
-
-
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return " ".join(lines[:2]) if lines else type(exc).__name__
@@ -369,57 +296,45 @@ def _first_line(exc: BaseException) -> str:
 
 # -- checksums ------------------------------------------------------------------------------------------------------
 def _verified(
-    target: _Target,
-    path: Path,
-    expected: Mapping[str, str],
-    *,
-    cached: set[str],
-    refetch: Callable[[], Path] | None,
+    target: _Target, path: Path, expected: Mapping[str, str], refetch: Callable[[], Path] | None
 ) -> Path:
-    """Check ``expected`` checksums; evict failing files from the cache, and re-download once if they were cached."""
-    if not expected:
-        return path
+    """Check the card's checksums; a failing file leaves the cache and, online, is downloaded once more."""
     bad = checksum_mismatches(path, expected)
-    if not bad:
-        return path
-    _evict(target, [file for _, file, _ in bad])
-    if refetch is not None and {name for name, _, _ in bad} <= cached:
+    if bad and refetch is not None:
+        _evict(target, [file for _, file, _ in bad])
         logger.warning(
-            "Cached %s of %s failed its checksum (a corrupted or stale cache entry); removed it, downloading again.",
+            "%s of %s failed its checksum (a corrupted download or cache entry); removed it, downloading again.",
             ", ".join(name for name, _, _ in bad),
             target.label,
         )
         path = refetch()
         bad = checksum_mismatches(path, expected)
-        if not bad:
-            return path
-        _evict(target, [file for _, file, _ in bad])
+    if not bad:
+        return path
+    _evict(target, [file for _, file, _ in bad])
     name, file, actual = bad[0]
     more = f" ({len(bad) - 1} more files failed too)" if len(bad) > 1 else ""
     after = (
-        "Run again to download it anew; if it fails again, the repo changed under this revision: pin the card's "
-        "`revision:` to the commit its checksums were taken from."
+        "It failed twice: the repo changed under this revision, so pin the card's `revision:` to the commit its "
+        "checksums were taken from."
         if refetch is not None
         else "Download it again when the Hub is reachable."
     )
     raise ChecksumError(
-        f"Checksum mismatch for '{name}' of {target.label} ({file}): expected sha256 {expected[name]}, got "
+        f"Checksum mismatch for '{name}' of {target.label} ({file}): expected sha256 {expected[name].lower()}, got "
         f"{actual}{more}. The file was removed from the Hugging Face cache so it is never used. {after}"
     )
 
 
 def _evict(target: _Target, files: Sequence[Path]) -> None:
-    """Delete cached files: the snapshot link, the blob it points to and any link after that, inside the cache."""
+    """Delete cached files: the snapshot entry and the blob it links to (only inside the Hub cache)."""
     root = target.cache_root()
     for file in files:
-        chain = [Path(os.path.abspath(file))]
-        while chain[-1].is_symlink() and len(chain) < 8:
-            link = Path(os.readlink(chain[-1]))
-            chain.append(Path(os.path.abspath(link if link.is_absolute() else chain[-1].parent / link)))
-        for entry in chain:
-            if root in entry.parents:
-                entry.unlink(missing_ok=True)
-                logger.debug("evicted %s from the Hugging Face cache", entry)
+        blob = file.resolve()
+        if root in Path(os.path.abspath(file)).parents:
+            file.unlink(missing_ok=True)
+            if root in blob.parents:
+                blob.unlink(missing_ok=True)
 
 
 # -- push -----------------------------------------------------------------------------------------------------------
@@ -474,44 +389,67 @@ def _text_conditioned(card: Mapping[str, Any], config: Mapping[str, Any]) -> boo
     return scan(config) or scan(card.get("config") or {})
 
 
-def model_card_metadata(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> dict[str, Any]:
-    """The README front matter the Hub indexes: library, tags, license, base model, pipeline tag."""
+def _dataset_name(card: Mapping[str, Any]) -> str | None:
+    """The short name of the card's dataset ("sklearn digits (UCI ...), train split" -> "sklearn digits")."""
+    text = str(card.get("dataset") or "")
+    return re.split(r"[(,;]", text, maxsplit=1)[0].strip() or None
+
+
+def model_card_data(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> ModelCardData:
+    """What the Hub indexes: library, tags, license, datasets, base model, pipeline tag, and the metrics zoo
+    measured (those with the command that measured them; the README's table names the commands) as
+    ``model-index`` eval results."""
     architecture = card.get("architecture") or config.get("_zoo_architecture") or config.get("_class_name")
     family = card.get("family") or (str(architecture).split(".")[0] if architecture else None)
-    tags: list[str] = []
-    for tag in ["zoo", family, architecture, *(card.get("tags") or [])]:
-        if tag and str(tag) not in tags:
-            tags.append(str(tag))
-    meta: dict[str, Any] = {"library_name": "zoo", "tags": tags}
-    license_ = card.get("license")
-    if license_:
-        license_id = str(license_).strip().lower().replace(" ", "-")
-        if license_id in _HUB_LICENSES:
-            meta["license"] = license_id
-        else:
-            meta["license"] = "other"
-            meta["license_name"] = license_id
+    tags = list(dict.fromkeys(str(t) for t in ["zoo", family, architecture, *(card.get("tags") or [])] if t))
+    license_id = str(card.get("license") or "").strip().lower().replace(" ", "-") or None
+    license_name = None
+    if license_id and license_id not in _HUB_LICENSES:
+        license_id, license_name = "other", license_id
     base = card.get("base_model")
     source = (card.get("weights") or {}).get("source") or ""
-    if not base and source.startswith(("hf://", "hf-hub:")):
+    if not base and is_hub_source(source):
         base = parse_hf_source(source).repo_id
-    if base and base != repo_id:
-        meta["base_model"] = base
-    meta["pipeline_tag"] = (
-        "text-to-image" if _text_conditioned(card, config) else "unconditional-image-generation"
+    task = "text-to-image" if _text_conditioned(card, config) else "unconditional-image-generation"
+    dataset = _dataset_name(card)
+    results = [
+        EvalResult(
+            task_type=task,
+            dataset_type=re.sub(r"[^a-z0-9]+", "-", (dataset or "unspecified").lower()).strip("-"),
+            dataset_name=dataset or "unspecified",
+            metric_type=str(m["name"]),
+            metric_value=m["value"],
+        )
+        for m in card.get("metrics") or []
+        if m.get("command") and isinstance(m.get("value"), (int, float))
+    ]
+    return ModelCardData(
+        library_name="zoo",
+        tags=tags,
+        license=license_id,
+        license_name=license_name,
+        datasets=[dataset] if dataset else None,
+        base_model=base if base and base != repo_id else None,
+        pipeline_tag=task,
+        model_name=(card.get("name") or repo_id.split("/")[-1]) if results else None,
+        eval_results=results or None,
     )
-    return meta
 
 
-def render_model_card(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> str:
+def model_card_metadata(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> dict[str, Any]:
+    """The README front matter as a dict (``model_card_data`` serialised the way the Hub reads it)."""
+    return model_card_data(card, config, repo_id).to_dict()
+
+
+def render_model_card(card: Mapping[str, Any], config: Mapping[str, Any], repo_id: str) -> HubModelCard:
     """A README.md for the Hub: front matter, what the model is, how to load and sample it, what was measured."""
-    meta = model_card_metadata(card, config, repo_id)
+    data = model_card_data(card, config, repo_id)
     name = card.get("name") or repo_id.split("/")[-1]
-    architecture = meta["tags"][2] if len(meta["tags"]) > 2 else "zoo"
-    text = meta["pipeline_tag"] == "text-to-image"
+    architecture = data.tags[2] if len(data.tags) > 2 else "zoo"
+    text = data.pipeline_tag == "text-to-image"
     prompt = ', prompt="a red circle on a blue background"' if text else ""
     prompt_flag = ' --prompt "a red circle on a blue background"' if text else ""
-    lines = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", f"# {name}", ""]
+    lines = [f"# {name}", ""]
     if card.get("description"):
         lines += [str(card["description"]), ""]
     lines += [
@@ -549,24 +487,7 @@ def render_model_card(card: Mapping[str, Any], config: Mapping[str, Any], repo_i
         lines.append("")
     if card.get("training_command"):
         lines += ["## Training", "", "```", str(card["training_command"]), "```", ""]
-    return "\n".join(lines)
-
-
-def _stage(directory: Path, stage: Path, readme: str) -> None:
-    """Mirror ``directory`` into ``stage`` with links (the user's folder is never modified) plus the README."""
-    for file in sorted(directory.rglob("*")):
-        if not file.is_file():
-            continue
-        relative = file.relative_to(directory)
-        if relative.as_posix() == "README.md":
-            continue
-        destination = stage / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.symlink(file.resolve(), destination)
-        except OSError:  # no symlinks (some Windows setups): copy
-            shutil.copy2(file, destination)
-    (stage / "README.md").write_text(readme, encoding="utf-8")
+    return HubModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
 def push(
@@ -576,16 +497,20 @@ def push(
     private: bool = False,
     revision: str | None = None,
     commit_message: str | None = None,
-    token: str | bool | None = None,
+    token: str | None = None,
     endpoint: str | None = None,
+    create_pr: bool = False,
 ) -> str:
-    """Upload a ``save_pretrained`` directory to the Hub repo ``repo_id`` (created if needed); returns its URL.
+    """Upload a ``save_pretrained`` directory to the Hub repo ``repo_id`` (created if needed) in one commit.
 
-    A README.md model card is generated from ``card.json``/``config.json``; a README.md already in the directory
-    is kept (with the generated front matter added if it has none). ``revision`` is a branch, created from main if
-    missing.
+    Returns the repo's URL (the branch's, or the pull request's with ``create_pr``). The README.md model card is
+    built with ``huggingface_hub.ModelCard`` from ``card.json``/``config.json``; a README.md in the directory is
+    kept (given the generated front matter if it has none). ``revision`` is a branch, created from main if missing.
+    ``token`` defaults to huggingface_hub's (HF_TOKEN, ``hf auth login``).
     """
     directory = Path(directory)
+    hub = (endpoint or constants.ENDPOINT).rstrip("/")
+    branch = revision if revision and revision != constants.DEFAULT_REVISION else None
     if not directory.is_dir():
         raise WeightsError(
             f"{directory} is not a directory: `zoo push` uploads a folder written by save_pretrained"
@@ -595,43 +520,62 @@ def push(
         raise WeightsError(
             f"{directory} has no config.json: save the model with model.save_pretrained(directory) first"
         )
+    if create_pr and branch:
+        raise WeightsError(
+            f"--create-pr opens a pull request against main of '{repo_id}'; leave out --revision {branch} (or push "
+            "to that branch without --create-pr)"
+        )
+    token = token or get_token()
+    if not token:
+        raise WeightsError(
+            f"Not allowed to push to '{repo_id}' on {hub}: no Hugging Face token found. Log in with `hf auth login`, "
+            "set HF_TOKEN, or pass --token."
+        )
     card = _read_json(directory / "card.json")
-    readme = render_model_card(card, config, repo_id)
+    readme = str(render_model_card(card, config, repo_id))
     existing = directory / "README.md"
     if existing.is_file():
         text = existing.read_text(encoding="utf-8")
         readme = text if text.startswith("---") else readme.split("\n---\n", 1)[0] + "\n---\n\n" + text
+    operations = [
+        CommitOperationAdd(path_in_repo=file.relative_to(directory).as_posix(), path_or_fileobj=str(file))
+        for file in sorted(directory.rglob("*"))
+        if file.is_file()
+        and file.relative_to(directory).as_posix() != "README.md"
+        and not any(part.startswith(".") for part in file.relative_to(directory).parts)
+        and not file.name.endswith(".incomplete")
+    ]
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=readme.encode("utf-8")))
 
     api = HfApi(endpoint=endpoint, token=token)
-    hub = (endpoint or constants.ENDPOINT).rstrip("/")
-    message = commit_message or f"Upload {card.get('name') or directory.name} with zoo"
     try:
         url = str(api.create_repo(repo_id, private=private, exist_ok=True))
-        if revision and revision != constants.DEFAULT_REVISION:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="zoo-push-") as stage:
-            _stage(directory, Path(stage), readme)
-            api.upload_folder(
-                repo_id=repo_id,
-                folder_path=stage,
-                revision=revision,
-                commit_message=message,
-                ignore_patterns=[".*.tmp", "*.incomplete"],
-            )
+        if branch:
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        # create_commit, not upload_folder: with hf_xet installed upload_folder streams large folders in several
+        # commits; one commit means a failed push leaves nothing behind
+        info = api.create_commit(
+            repo_id,
+            operations=operations,
+            commit_message=commit_message or f"Upload {card.get('name') or directory.name} with zoo",
+            revision=branch,
+            create_pr=create_pr,
+        )
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
+        said = " ".join((exc.server_message or _first_line(exc)).split())
         if isinstance(exc, RepositoryNotFoundError) or status in (401, 403):
             raise WeightsError(
-                f"Not allowed to push to '{repo_id}' on {hub} (HTTP {status}). Log in with a token that has write "
-                "access (`hf auth login`, or set HF_TOKEN), and check that you may write to that namespace."
+                f"Not allowed to push to '{repo_id}' on {hub}: {said} (HTTP {status}). Log in with a token that has "
+                "write access to it (`hf auth login`, HF_TOKEN or --token)."
             ) from None
         raise WeightsError(
-            f"Pushing {directory} to '{repo_id}' on {hub} failed: {_first_line(exc)}"
+            f"Pushing {directory} to '{repo_id}' on {hub} failed: {said} (HTTP {status})"
         ) from None
-    except _network_errors() as exc:
+    except _NETWORK as exc:
         raise WeightsError(
             f"Cannot reach the Hugging Face Hub at {hub} to push '{repo_id}': {_first_line(exc)}"
         ) from None
-    if revision and revision != constants.DEFAULT_REVISION:
-        url += f"/tree/{revision}"
-    return url
+    if create_pr:
+        return str(info.pr_url)
+    return url + (f"/tree/{branch}" if branch else "")

@@ -435,6 +435,7 @@ class Model(nn.Module):
             revision=revision or (spec.revision if spec else None),
             files=spec.files if spec else (),
             sha256=spec.sha256 if spec else None,
+            model=card.name if card is not None else None,
         )
         config = cls.read_config(directory, overrides=card.config if card is not None else None)
         with empty_init():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import json
 import os
 import re
@@ -21,7 +20,11 @@ from typing import Any
 
 import torch
 
-from zoo_core.errors import ChecksumError, WeightsError
+from zoo_core.checksums import checksum_mismatches as checksum_mismatches
+from zoo_core.checksums import sha256_file as sha256_file
+from zoo_core.checksums import verify_checksums
+from zoo_core.errors import WeightsError
+from zoo_core.hub import download
 from zoo_core.sources import HubSource, embedded_path, is_hub_source, parse_hf_source
 
 __all__ = ["HubSource", "embedded_path", "is_hub_source", "parse_hf_source"]  # kept importable from here
@@ -34,14 +37,17 @@ def resolve(
     files: Sequence[str] = (),
     sha256: Mapping[str, str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    model: str | None = None,
 ) -> Path:
-    """A local path (directory or file) holding the weights of ``source``, downloaded and verified if needed."""
+    """A local path (directory or file) holding the weights of ``source``, downloaded and verified if needed.
+
+    ``model`` (the card's name) only makes messages concrete (``zoo download NAME``)."""
     source = os.fspath(source)
     if is_hub_source(source):
-        from zoo_core.hub import download
-
         # download verifies the checksums itself: a file that fails must also leave the Hub cache
-        return download(source, revision=revision, allow_patterns=files, cache_dir=cache_dir, sha256=sha256)
+        return download(
+            source, revision=revision, allow_patterns=files, cache_dir=cache_dir, sha256=sha256, model=model
+        )
     if source.startswith("embedded:"):
         path = embedded_path(source)
     else:
@@ -54,39 +60,6 @@ def resolve(
     if sha256:
         verify_checksums(path, sha256)
     return path
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checksum_mismatches(root: Path, expected: Mapping[str, str]) -> list[tuple[str, Path, str]]:
-    """``(name, path, actual sha256)`` of each file in ``expected`` whose content differs; a missing file raises."""
-    bad = []
-    for name, digest in expected.items():
-        path = root / name if root.is_dir() else root
-        if not path.exists():
-            raise WeightsError(f"{path} is missing: the card lists a checksum for {name!r}")
-        actual = sha256_file(path)
-        if actual != digest.lower():
-            bad.append((name, path, actual))
-    return bad
-
-
-def verify_checksums(root: Path, expected: Mapping[str, str]) -> None:
-    """Check every file named in ``expected`` (relative to ``root``) against its sha256."""
-    bad = checksum_mismatches(root, expected)
-    if bad:
-        name, path, actual = bad[0]
-        more = f" ({len(bad) - 1} more files differ too)" if len(bad) > 1 else ""
-        raise ChecksumError(
-            f"Checksum mismatch for {path}: expected sha256 {expected[name].lower()}, got {actual}{more}. The file is "
-            "corrupt or not the revision the card pins; delete it and download again."
-        )
 
 
 def load_safetensors(

@@ -215,7 +215,8 @@ def test_checksum_mismatch_is_rejected_and_leaves_nothing_in_the_cache(server, n
         and sha(bad) in str(err.value)
         and "removed from the Hugging Face cache" in str(err.value)
     )
-    snapshot = hub._snapshot_path(hub._Target(REPO, "main", None, (), None, None, None), server.new, False)
+    snapshot = server.cache_dir / "models--org--tiny" / "snapshots" / server.new  # the standard cache layout
+    assert (snapshot / "unet" / "config.json").exists()  # only the failing file left
     assert not (snapshot / name).exists() and not (snapshot / name).is_symlink()
     assert bad not in files_in_cache(server.cache_dir).values()
 
@@ -399,3 +400,127 @@ def test_zoo_download_fetches_and_verifies_a_cards_weights(server, tmp_path, mon
     assert main(["download", "tiny-bad", "--cache-dir", str(custom)]) == 2
     assert "Checksum mismatch for 'model.safetensors'" in capsys.readouterr().err
     assert not (path / "model.safetensors").exists()
+
+
+def test_offline_and_not_cached_names_the_zoo_download_command_of_the_card(
+    server, tmp_path, monkeypatch, capsys
+):
+    from zoo_core.cli import main
+
+    card = {
+        "name": "tiny-offline",
+        "family": "toy",
+        "plugin": "tests",
+        "architecture": "toy.linear",
+        "weights": {"source": f"hf://{REPO}", "revision": server.old},
+    }
+    registry = tmp_path / "cards.yaml"
+    registry.write_text(yaml.safe_dump({"models": [card]}))
+    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["download", "tiny-offline"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "`zoo download tiny-offline`" in err
+        and "HF_HUB_OFFLINE" in err
+        and len(err.strip().splitlines()) == 1
+    )
+    with pytest.raises(WeightsError, match=r"`zoo download hf://org/tiny/unet`"):
+        hub.download(f"hf://{REPO}/unet")  # no card: the source itself is what to download
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert main(["download", f"hf://{REPO}/unet"]) == 0  # `zoo download` takes a source too
+    path = Path(capsys.readouterr().out.strip())
+    assert path.name == "unet" and path.parent.name == server.new
+
+
+def test_pushed_card_parses_with_huggingface_hub_and_the_model_comes_back_bit_for_bit(
+    server, tmp_path, monkeypatch
+):
+    import huggingface_hub
+
+    import zoo
+
+    model = zoo.load("ddpm")  # the embedded digits model: its card holds metrics with their commands
+    directory = model.save_pretrained(tmp_path / "ddpm-digits")
+    hub.push(directory, "org/ddpm-digits")
+    files = server.files("org/ddpm-digits")
+    (tmp_path / "README.md").write_bytes(files["README.md"])
+    card = huggingface_hub.ModelCard.load(tmp_path / "README.md")
+    assert card.data.library_name == "zoo" and card.data.pipeline_tag == "unconditional-image-generation"
+    assert card.data.license == "apache-2.0" and card.data.datasets == ["sklearn digits"]
+    measured = {m.name: m.value for m in model.card.metrics if m.command}
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert measured and results == measured
+    assert {r.dataset_name for r in card.data.eval_results} == {"sklearn digits"}
+    assert all(f"`{m.command}`" in card.text for m in model.card.metrics if m.command)
+    assert card.data.model_name == "ddpm" and "## Measured" in card.text
+
+    expected = model.state_dict()
+    for loaded in (
+        zoo.load("hf://org/ddpm-digits"),  # through the snapshot, architecture read from config.json
+        _load_through_a_card(tmp_path, monkeypatch, files["model.safetensors"]),
+    ):
+        assert loaded.state_dict().keys() == expected.keys()
+        assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
+
+
+def _load_through_a_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_bytes: bytes) -> Model:
+    import zoo
+    from zoo_core.registry import reset_registry
+
+    card = zoo.info("ddpm").model_dump(mode="json", exclude={"source"})
+    card["name"] = "ddpm-pushed"
+    card["weights"] = {"source": "hf://org/ddpm-digits", "sha256": {"model.safetensors": sha(weights_bytes)}}
+    registry = tmp_path / "pushed.yaml"
+    registry.write_text(yaml.safe_dump({"models": [card]}))
+    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+    reset_registry()  # read ZOO_REGISTRY again
+    try:
+        return zoo.load("ddpm-pushed")
+    finally:
+        monkeypatch.delenv("ZOO_REGISTRY")
+        reset_registry()
+
+
+def test_push_as_a_pull_request_leaves_main_alone(server, tmp_path):
+    _, directory = saved_toy(tmp_path)
+    hub.push(directory, "org/pr")
+    main_before = server.resolve("org/pr")
+    (directory / "config.json").write_text('{"_zoo_architecture": "toy.linear", "width": 4, "pr": 1}')
+    url = hub.push(directory, "org/pr", create_pr=True, commit_message="suggest a change")
+    assert url == f"{server.url}/org/pr/discussions/1"
+    assert server.resolve("org/pr") == main_before
+    assert b'"pr": 1' in server.files("org/pr", "refs/pr/1")["config.json"]
+    with pytest.raises(WeightsError, match="--create-pr opens a pull request against main"):
+        hub.push(directory, "org/pr", create_pr=True, revision="dev")
+
+
+def test_push_with_a_token_flag_and_without_any_token(server, tmp_path, monkeypatch, capsys):
+    from zoo_core.cli import main
+
+    _, directory = saved_toy(tmp_path)
+    monkeypatch.delenv("HF_TOKEN")
+    server.clear_requests()
+    assert main(["push", str(directory), "org/flag"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no Hugging Face token found" in err and "--token" in err and len(err.splitlines()) == 1
+    assert server.requests == [] and "org/flag" not in server.repos  # refused before any upload
+    assert main(["push", str(directory), "org/flag", "--token", server.token]) == 0
+    assert "model.safetensors" in server.files("org/flag")
+
+
+def test_push_to_a_repo_without_rights_gives_the_hubs_message_and_uploads_nothing(server, tmp_path, capsys):
+    from zoo_core.cli import main
+
+    _, directory = saved_toy(tmp_path)
+    server.add_repo("other/locked", {"config.json": b"{}"})
+    server.writable = {"org", "zoo-tester"}
+    before = dict(server.repo("other/locked").commits)
+    blobs = set(server.lfs_store)
+    assert main(["push", str(directory), "other/locked"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "Not allowed to push to 'other/locked'" in err and "don't have the rights" in err and "403" in err
+    assert server.repo("other/locked").commits == before and set(server.lfs_store) == blobs
+    assert main(["push", str(directory), "other/new"]) == 2  # creating a repo there is refused too
+    assert 'under the namespace "other"' in capsys.readouterr().err and "other/new" not in server.repos
