@@ -68,8 +68,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_samplers(args: argparse.Namespace) -> int:
-    from zoo_core.api import get_sampler, list_samplers
-    from zoo_core.registry import get_registry
+    from zoo_core.api import list_samplers
+    from zoo_core.registry import get_registry, get_sampler
 
     rows = []
     for name in list_samplers():
