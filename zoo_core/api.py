@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from zoo_core.cards import ModelCard
 from zoo_core.errors import PluginError, UnknownNameError
 from zoo_core.registry import PluginInfo, get_registry
+from zoo_core.registry import get_sampler as get_sampler  # public as zoo.get_sampler; lives with the registry
 
 if TYPE_CHECKING:
     import torch
 
     from zoo_core.model import Model
-    from zoo_core.sampler import Sampler
 
 
 def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
@@ -39,11 +39,6 @@ def list_plugins() -> list[PluginInfo]:
 
 def list_samplers() -> list[str]:
     return get_registry().names("samplers")
-
-
-def get_sampler(name: str) -> Sampler:
-    """A fresh instance of the sampler registered as ``name``."""
-    return get_registry().get("samplers", name)()
 
 
 def get_model_class(architecture: str) -> type[Model]:

@@ -15,7 +15,6 @@ results) and uploads with ``HfApi`` in one commit (``create_commit``), to a bran
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -52,6 +51,7 @@ from huggingface_hub.errors import (
 
 from zoo_core.checksums import checksum_mismatches
 from zoo_core.errors import ChecksumError, WeightsError
+from zoo_core.jsonio import read_optional_json_object as _read_json
 from zoo_core.sources import is_hub_source, parse_hf_source
 
 logger = logging.getLogger(__name__)
@@ -363,16 +363,6 @@ _HUB_LICENSES = {
     "other",
 }
 _TEXT_KEYS = {"cross_attention_dim", "text_encoder", "text_config", "tokenizer", "encoder_hid_dim"}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise WeightsError(f"{path} is not valid JSON: {exc}") from None
-    return data if isinstance(data, dict) else {}
 
 
 def _text_conditioned(card: Mapping[str, Any], config: Mapping[str, Any]) -> bool:

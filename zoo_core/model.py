@@ -209,7 +209,7 @@ class Model(nn.Module):
 
                 return np.concatenate(batches)
             return torch.cat(batches)
-        from zoo_core.api import get_sampler
+        from zoo_core.registry import get_sampler
         from zoo_core.sampler import Sampler
 
         if not isinstance(n, int) or n < 1:

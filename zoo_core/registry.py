@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -24,6 +24,9 @@ from zoo_core import hookspecs
 from zoo_core.cards import ModelCard, builtin_registry_path, load_cards_file, parse_card, user_registry_paths
 from zoo_core.converter import Converter, make_converter
 from zoo_core.errors import DuplicateNameError, PluginError, UnknownNameError, ZooError
+
+if TYPE_CHECKING:
+    from zoo_core.sampler import Sampler
 
 KINDS = ("models", "samplers", "conditioners", "trainers", "converters")
 _SINGULAR = {
@@ -334,3 +337,8 @@ def reset_registry() -> None:
     global _registry
     with _lock:
         _registry = None
+
+
+def get_sampler(name: str) -> Sampler:
+    """A fresh instance of the sampler registered as ``name`` (samplers keep no state, so one per call)."""
+    return get_registry().get("samplers", name)()

@@ -20,7 +20,6 @@ Everything random in a step should come from ``batch.randn`` / ``rand`` / ``rand
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from zoo_core.training.config import TrainConfig, load_config
+from zoo_core.training.state import TrainParts
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -35,29 +35,14 @@ if TYPE_CHECKING:
     from zoo_core.training.batches import Batch
     from zoo_core.training.state import LossOutput, TrainState
 
-
-@dataclass
-class TrainParts:
-    """What a trainer trains: named modules (``"model"`` is the one being trained), optimizers, EMA'd modules."""
-
-    modules: dict[str, nn.Module]
-    optimizers: dict[str, torch.optim.Optimizer]
-    ema: list[str] = field(default_factory=lambda: ["model"])
-
-    def __post_init__(self) -> None:
-        if "model" not in self.modules:
-            raise ValueError("TrainParts.modules must include the trained model under the name 'model'")
-        unknown = [n for n in self.ema if n not in self.modules]
-        if unknown:
-            raise ValueError(
-                f"TrainParts.ema names {unknown}, which are not in modules {sorted(self.modules)}"
-            )
-        if not self.optimizers:
-            raise ValueError("TrainParts needs at least one optimizer")
+__all__ = ["TrainParts", "Trainer"]
 
 
 class Trainer:
-    """Base class of family trainers. Override ``config_class``, ``build_model`` and ``loss`` (or ``step``)."""
+    """Base class of family trainers. Override ``config_class``, ``build_model`` and ``loss`` (or ``step``).
+
+    It implements ``zoo_core.training.state.TrainerProtocol``, the calls the loop makes.
+    """
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[TrainConfig]] = TrainConfig

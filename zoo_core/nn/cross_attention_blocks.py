@@ -3,7 +3,8 @@ cross-attend to a conditioning sequence (Rombach et al. 2022, sec. 3.3).
 
 Class and parameter names follow diffusers' ``CrossAttnDownBlock2D``, ``UNetMidBlock2DCrossAttn`` and
 ``CrossAttnUpBlock2D`` so Stable Diffusion UNet checkpoints load unchanged. Each block builds ``Transformer2DModel``
-with ``num_attention_heads`` heads of ``out_channels // num_attention_heads`` channels.
+with ``num_attention_heads`` heads of ``out_channels // num_attention_heads`` channels; everything else (resnets,
+resamplers, the forward passes) is ``unet_blocks``' with the transformers in the attention slot.
 """
 
 from __future__ import annotations
@@ -13,9 +14,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo_core.nn.resampling import Downsample2D, Upsample2D
-from zoo_core.nn.resnet import ResnetBlock2D
 from zoo_core.nn.transformer import Transformer2DModel
+from zoo_core.nn.unet_blocks import (
+    ResnetOptions,
+    conv_downsampler,
+    conv_upsampler,
+    down_forward,
+    down_in_channels,
+    mid_forward,
+    mid_groups,
+    up_forward,
+    up_in_channels,
+)
 
 
 def _per_layer(value: int | Sequence[int], num_layers: int) -> list[int]:
@@ -25,27 +35,33 @@ def _per_layer(value: int | Sequence[int], num_layers: int) -> list[int]:
     return values
 
 
-def _transformer(
+def _transformers(
     channels: int,
     heads: int,
-    depth: int,
+    num_layers: int,
+    depths: int | Sequence[int],
     *,
     cross_attention_dim: int,
     groups: int,
     use_linear_projection: bool,
     only_cross_attention: bool,
-) -> Transformer2DModel:
+) -> nn.ModuleList:
+    """One spatial transformer per layer, ``depths`` (one for all, or per layer) transformer blocks deep."""
+    depths = _per_layer(depths, num_layers)
     if channels % heads:
         raise ValueError(f"{channels} channels do not split into {heads} attention heads")
-    return Transformer2DModel(
-        heads,
-        channels // heads,
-        in_channels=channels,
-        num_layers=depth,
-        cross_attention_dim=cross_attention_dim,
-        norm_num_groups=groups,
-        use_linear_projection=use_linear_projection,
-        only_cross_attention=only_cross_attention,
+    return nn.ModuleList(
+        Transformer2DModel(
+            heads,
+            channels // heads,
+            in_channels=channels,
+            num_layers=depth,
+            cross_attention_dim=cross_attention_dim,
+            norm_num_groups=groups,
+            use_linear_projection=use_linear_projection,
+            only_cross_attention=only_cross_attention,
+        )
+        for depth in depths
     )
 
 
@@ -75,44 +91,24 @@ class CrossAttnDownBlock2D(nn.Module):
         only_cross_attention: bool = False,
     ) -> None:
         super().__init__()
-        depths = _per_layer(transformer_layers_per_block, num_layers)
-        self.attentions = nn.ModuleList(
-            _transformer(
-                out_channels,
-                num_attention_heads,
-                depths[i],
-                cross_attention_dim=cross_attention_dim,
-                groups=resnet_groups,
-                use_linear_projection=use_linear_projection,
-                only_cross_attention=only_cross_attention,
-            )
-            for i in range(num_layers)
+        opts = ResnetOptions(
+            dropout, resnet_eps, resnet_groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
         )
-        self.resnets = nn.ModuleList(
-            ResnetBlock2D(
-                in_channels=in_channels if i == 0 else out_channels,
-                out_channels=out_channels,
-                temb_channels=temb_channels,
-                eps=resnet_eps,
-                groups=resnet_groups,
-                dropout=dropout,
-                time_embedding_norm=resnet_time_scale_shift,
-                non_linearity=resnet_act_fn,
-                output_scale_factor=output_scale_factor,
-            )
-            for i in range(num_layers)
+        self.downsample_type = "conv" if add_downsample else None
+        self.attentions = _transformers(
+            out_channels,
+            num_attention_heads,
+            num_layers,
+            transformer_layers_per_block,
+            cross_attention_dim=cross_attention_dim,
+            groups=resnet_groups,
+            use_linear_projection=use_linear_projection,
+            only_cross_attention=only_cross_attention,
         )
-        self.downsamplers = (
-            nn.ModuleList(
-                [
-                    Downsample2D(
-                        out_channels, use_conv=True, out_channels=out_channels, padding=downsample_padding
-                    )
-                ]
-            )
-            if add_downsample
-            else None
+        self.resnets = opts.stack(
+            down_in_channels(in_channels, out_channels, num_layers), out_channels, temb_channels
         )
+        self.downsamplers = conv_downsampler(out_channels, downsample_padding) if add_downsample else None
 
     def forward(
         self,
@@ -122,15 +118,9 @@ class CrossAttnDownBlock2D(nn.Module):
         attention_mask: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        outputs: list[torch.Tensor] = []
-        for resnet, attn in zip(self.resnets, self.attentions, strict=True):
-            hidden_states = resnet(hidden_states, temb)
-            hidden_states = attn(hidden_states, encoder_hidden_states, attention_mask, encoder_attention_mask)
-            outputs.append(hidden_states)
-        if self.downsamplers is not None:
-            hidden_states = self.downsamplers[0](hidden_states)
-            outputs.append(hidden_states)
-        return hidden_states, tuple(outputs)
+        return down_forward(
+            self, hidden_states, temb, encoder_hidden_states, attention_mask, encoder_attention_mask
+        )
 
 
 class CrossAttnUpBlock2D(nn.Module):
@@ -163,42 +153,23 @@ class CrossAttnUpBlock2D(nn.Module):
         only_cross_attention: bool = False,
     ) -> None:
         super().__init__()
-        depths = _per_layer(transformer_layers_per_block, num_layers)
-        self.attentions = nn.ModuleList(
-            _transformer(
-                out_channels,
-                num_attention_heads,
-                depths[i],
-                cross_attention_dim=cross_attention_dim,
-                groups=resnet_groups,
-                use_linear_projection=use_linear_projection,
-                only_cross_attention=only_cross_attention,
-            )
-            for i in range(num_layers)
+        opts = ResnetOptions(
+            dropout, resnet_eps, resnet_groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
         )
-        resnets = []
-        for i in range(num_layers):
-            skip = in_channels if i == num_layers - 1 else out_channels
-            below = prev_output_channel if i == 0 else out_channels
-            resnets.append(
-                ResnetBlock2D(
-                    in_channels=below + skip,
-                    out_channels=out_channels,
-                    temb_channels=temb_channels,
-                    eps=resnet_eps,
-                    groups=resnet_groups,
-                    dropout=dropout,
-                    time_embedding_norm=resnet_time_scale_shift,
-                    non_linearity=resnet_act_fn,
-                    output_scale_factor=output_scale_factor,
-                )
-            )
-        self.resnets = nn.ModuleList(resnets)
-        self.upsamplers = (
-            nn.ModuleList([Upsample2D(out_channels, use_conv=True, out_channels=out_channels)])
-            if add_upsample
-            else None
+        self.upsample_type = "conv" if add_upsample else None
+        self.attentions = _transformers(
+            out_channels,
+            num_attention_heads,
+            num_layers,
+            transformer_layers_per_block,
+            cross_attention_dim=cross_attention_dim,
+            groups=resnet_groups,
+            use_linear_projection=use_linear_projection,
+            only_cross_attention=only_cross_attention,
         )
+        widths = up_in_channels(in_channels, prev_output_channel, out_channels, num_layers)
+        self.resnets = opts.stack(widths, out_channels, temb_channels)
+        self.upsamplers = conv_upsampler(out_channels) if add_upsample else None
 
     def forward(
         self,
@@ -210,13 +181,16 @@ class CrossAttnUpBlock2D(nn.Module):
         attention_mask: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        skips = list(res_hidden_states_tuple)
-        for resnet, attn in zip(self.resnets, self.attentions, strict=True):
-            hidden_states = resnet(torch.cat([hidden_states, skips.pop()], dim=1), temb)
-            hidden_states = attn(hidden_states, encoder_hidden_states, attention_mask, encoder_attention_mask)
-        if self.upsamplers is not None:
-            hidden_states = self.upsamplers[0](hidden_states, upsample_size)
-        return hidden_states
+        return up_forward(
+            self,
+            hidden_states,
+            res_hidden_states_tuple,
+            temb,
+            upsample_size,
+            encoder_hidden_states,
+            attention_mask,
+            encoder_attention_mask,
+        )
 
 
 class UNetMidBlock2DCrossAttn(nn.Module):
@@ -242,34 +216,21 @@ class UNetMidBlock2DCrossAttn(nn.Module):
         only_cross_attention: bool = False,
     ) -> None:
         super().__init__()
-        groups = resnet_groups if resnet_groups is not None else min(in_channels // 4, 32)
-        depths = _per_layer(transformer_layers_per_block, num_layers)
-        self.attentions = nn.ModuleList(
-            _transformer(
-                in_channels,
-                num_attention_heads,
-                depths[i],
-                cross_attention_dim=cross_attention_dim,
-                groups=groups,
-                use_linear_projection=use_linear_projection,
-                only_cross_attention=only_cross_attention,
-            )
-            for i in range(num_layers)
+        groups = mid_groups(resnet_groups, in_channels)
+        opts = ResnetOptions(
+            dropout, resnet_eps, groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
         )
-        self.resnets = nn.ModuleList(
-            ResnetBlock2D(
-                in_channels=in_channels,
-                out_channels=in_channels,
-                temb_channels=temb_channels,
-                eps=resnet_eps,
-                groups=groups,
-                dropout=dropout,
-                time_embedding_norm=resnet_time_scale_shift,
-                non_linearity=resnet_act_fn,
-                output_scale_factor=output_scale_factor,
-            )
-            for _ in range(num_layers + 1)
+        self.attentions = _transformers(
+            in_channels,
+            num_attention_heads,
+            num_layers,
+            transformer_layers_per_block,
+            cross_attention_dim=cross_attention_dim,
+            groups=groups,
+            use_linear_projection=use_linear_projection,
+            only_cross_attention=only_cross_attention,
         )
+        self.resnets = opts.stack([in_channels] * (num_layers + 1), in_channels, temb_channels)
 
     def forward(
         self,
@@ -279,8 +240,6 @@ class UNetMidBlock2DCrossAttn(nn.Module):
         attention_mask: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        hidden_states = self.resnets[0](hidden_states, temb)
-        for attn, resnet in zip(self.attentions, self.resnets[1:], strict=True):
-            hidden_states = attn(hidden_states, encoder_hidden_states, attention_mask, encoder_attention_mask)
-            hidden_states = resnet(hidden_states, temb)
-        return hidden_states
+        return mid_forward(
+            self, hidden_states, temb, encoder_hidden_states, attention_mask, encoder_attention_mask
+        )

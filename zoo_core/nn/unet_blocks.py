@@ -1,12 +1,15 @@
 """The down, middle and up blocks of DDPM-family UNets, and of the VAE encoder/decoder of latent models.
 
 Each block is a stack of ``ResnetBlock2D`` (optionally each followed by an ``Attention``) with an optional 2x
-resampler at its end. Class and parameter names follow diffusers' ``unet_2d_blocks`` so that a config naming
+resampler at its end. The parts every block kind shares (``ResnetOptions``, the channel plans, the resamplers and
+the ``down_forward`` / ``up_forward`` / ``mid_forward`` passes) are also what ``cross_attention_blocks`` builds on. Class and parameter names follow diffusers' ``unet_2d_blocks`` so that a config naming
 ``"AttnDownBlock2D"`` builds the same modules with the same state-dict keys.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,48 +20,151 @@ from zoo_core.nn.resampling import Downsample2D, Upsample2D
 from zoo_core.nn.resnet import ResnetBlock2D
 
 
-def _resnet(
-    in_channels: int,
-    out_channels: int,
-    temb_channels: int | None,
-    *,
-    dropout: float,
-    eps: float,
-    groups: int,
-    act_fn: str,
-    time_scale_shift: str,
-    output_scale_factor: float,
-    **kwargs: Any,
-) -> ResnetBlock2D:
-    return ResnetBlock2D(
-        in_channels=in_channels,
-        out_channels=out_channels,
-        temb_channels=temb_channels,
-        eps=eps,
-        groups=groups,
-        dropout=dropout,
-        time_embedding_norm=time_scale_shift,
-        non_linearity=act_fn,
-        output_scale_factor=output_scale_factor,
-        **kwargs,
-    )
+@dataclass(frozen=True)
+class ResnetOptions:
+    """What every resnet of one block shares: diffusers' ``resnet_*`` arguments of the block."""
+
+    dropout: float
+    eps: float
+    groups: int
+    act_fn: str
+    time_scale_shift: str
+    output_scale_factor: float
+
+    def build(
+        self, in_channels: int, out_channels: int, temb_channels: int | None, **kwargs: Any
+    ) -> ResnetBlock2D:
+        return ResnetBlock2D(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            temb_channels=temb_channels,
+            eps=self.eps,
+            groups=self.groups,
+            dropout=self.dropout,
+            time_embedding_norm=self.time_scale_shift,
+            non_linearity=self.act_fn,
+            output_scale_factor=self.output_scale_factor,
+            **kwargs,
+        )
+
+    def stack(
+        self, in_channels: Sequence[int], out_channels: int, temb_channels: int | None
+    ) -> nn.ModuleList:
+        """One resnet per entry of ``in_channels``, each to ``out_channels``."""
+        return nn.ModuleList(self.build(c, out_channels, temb_channels) for c in in_channels)
 
 
-def _spatial_attention(
-    channels: int, head_dim: int | None, *, eps: float, groups: int | None, output_scale_factor: float
-) -> Attention:
-    """The DDPM self-attention block: group norm, heads of ``head_dim`` channels (one head if None), residual."""
+def down_in_channels(in_channels: int, out_channels: int, num_layers: int) -> list[int]:
+    """The input widths of a down block's resnets: the block's input, then its own width."""
+    return [in_channels if i == 0 else out_channels for i in range(num_layers)]
+
+
+def up_in_channels(
+    in_channels: int, prev_output_channel: int, out_channels: int, num_layers: int
+) -> list[int]:
+    """The input widths of an up block's resnets: the block below's output (first) or the block's own, plus one
+    skip, the last (deepest) of which is ``in_channels`` wide."""
+    return [
+        (prev_output_channel if i == 0 else out_channels)
+        + (in_channels if i == num_layers - 1 else out_channels)
+        for i in range(num_layers)
+    ]
+
+
+def mid_groups(resnet_groups: int | None, channels: int) -> int:
+    """diffusers' default group count of a middle block's resnets when ``resnet_groups`` is None."""
+    return resnet_groups if resnet_groups is not None else min(channels // 4, 32)
+
+
+def conv_downsampler(channels: int, padding: int) -> nn.ModuleList:
+    return nn.ModuleList([Downsample2D(channels, use_conv=True, out_channels=channels, padding=padding)])
+
+
+def conv_upsampler(channels: int) -> nn.ModuleList:
+    return nn.ModuleList([Upsample2D(channels, use_conv=True, out_channels=channels)])
+
+
+def down_forward(
+    block: nn.Module, hidden_states: torch.Tensor, temb: torch.Tensor | None, *attention_args: Any
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Resnet (then ``block.attentions[i]`` with ``attention_args``, if the block has attention) per layer, then
+    the downsampler; returns the output and every intermediate for the skips. Shared by all down blocks."""
+    outputs: list[torch.Tensor] = []
+    for i, resnet in enumerate(block.resnets):
+        hidden_states = resnet(hidden_states, temb)
+        if block.attentions is not None:
+            hidden_states = block.attentions[i](hidden_states, *attention_args)
+        outputs.append(hidden_states)
+    if block.downsamplers is not None:
+        down = block.downsamplers[0]
+        hidden_states = (
+            down(hidden_states, temb) if block.downsample_type == "resnet" else down(hidden_states)
+        )
+        outputs.append(hidden_states)
+    return hidden_states, tuple(outputs)
+
+
+def up_forward(
+    block: nn.Module,
+    hidden_states: torch.Tensor,
+    skips: tuple[torch.Tensor, ...],
+    temb: torch.Tensor | None,
+    upsample_size: tuple[int, int] | None,
+    *attention_args: Any,
+) -> torch.Tensor:
+    """Per layer: concatenate the last remaining skip, resnet, then ``block.attentions[i]`` (if any); then the
+    upsampler. Shared by all up blocks."""
+    remaining = list(skips)
+    for i, resnet in enumerate(block.resnets):
+        hidden_states = resnet(torch.cat([hidden_states, remaining.pop()], dim=1), temb)
+        if block.attentions is not None:
+            hidden_states = block.attentions[i](hidden_states, *attention_args)
+    if block.upsamplers is not None:
+        up = block.upsamplers[0]
+        hidden_states = (
+            up(hidden_states, temb) if block.upsample_type == "resnet" else up(hidden_states, upsample_size)
+        )
+    return hidden_states
+
+
+def mid_forward(
+    block: nn.Module, hidden_states: torch.Tensor, temb: torch.Tensor | None, *attention_args: Any
+) -> torch.Tensor:
+    """resnet, then (attention, resnet) per layer (an attention entry may be None). Shared by the middle blocks."""
+    hidden_states = block.resnets[0](hidden_states, temb)
+    for attn, resnet in zip(block.attentions, block.resnets[1:], strict=True):
+        if attn is not None:
+            hidden_states = attn(hidden_states, *attention_args)
+        hidden_states = resnet(hidden_states, temb)
+    return hidden_states
+
+
+def _spatial_attentions(
+    channels: int, head_dim: int | None, num_layers: int, opts: ResnetOptions, groups: int | None
+) -> nn.ModuleList:
+    """DDPM self-attention blocks, one per layer: group norm (``groups``; None: none), heads of ``head_dim``
+    channels (one head if None), residual; eps and output scale as the block's resnets."""
     head_dim = head_dim or channels
-    return Attention(
-        channels,
-        heads=channels // head_dim,
-        dim_head=head_dim,
-        rescale_output_factor=output_scale_factor,
-        eps=eps,
-        norm_num_groups=groups,
-        residual_connection=True,
-        bias=True,
+    return nn.ModuleList(
+        Attention(
+            channels,
+            heads=channels // head_dim,
+            dim_head=head_dim,
+            rescale_output_factor=opts.output_scale_factor,
+            eps=opts.eps,
+            norm_num_groups=groups,
+            residual_connection=True,
+            bias=True,
+        )
+        for _ in range(num_layers)
     )
+
+
+def _resampler_type(kind: str | None, add: bool, what: str) -> str | None:
+    kind = kind if add else None
+    if kind not in ("conv", "resnet", None):
+        raise ValueError(f"{what}_type must be 'conv', 'resnet' or None, got {kind!r}")
+    return kind
 
 
 class DownBlock2D(nn.Module):
@@ -84,64 +190,34 @@ class DownBlock2D(nn.Module):
         attention_head_dim: int | None = None,
     ) -> None:
         super().__init__()
-        common = dict(
-            dropout=dropout,
-            eps=resnet_eps,
-            groups=resnet_groups,
-            act_fn=resnet_act_fn,
-            time_scale_shift=resnet_time_scale_shift,
-            output_scale_factor=output_scale_factor,
+        opts = ResnetOptions(
+            dropout, resnet_eps, resnet_groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
         )
-        resnets = [
-            _resnet(in_channels if i == 0 else out_channels, out_channels, temb_channels, **common)
-            for i in range(num_layers)
-        ]
-        if self.has_attention:  # registered before the resnets: diffusers' state-dict order
-            self.attentions = nn.ModuleList(
-                _spatial_attention(
-                    out_channels,
-                    attention_head_dim,
-                    eps=resnet_eps,
-                    groups=resnet_groups,
-                    output_scale_factor=output_scale_factor,
-                )
-                for _ in range(num_layers)
-            )
-        self.resnets = nn.ModuleList(resnets)
-        self.downsample_type = downsample_type if add_downsample else None
+        self.downsample_type = _resampler_type(downsample_type, add_downsample, "downsample")
+        # the resnets are built first (the order random init draws in) but registered after the attentions,
+        # which is diffusers' state-dict order
+        resnets = opts.stack(
+            down_in_channels(in_channels, out_channels, num_layers), out_channels, temb_channels
+        )
+        self.attentions = (
+            _spatial_attentions(out_channels, attention_head_dim, num_layers, opts, resnet_groups)
+            if self.has_attention
+            else None
+        )
+        self.resnets = resnets
         if self.downsample_type == "conv":
-            self.downsamplers = nn.ModuleList(
-                [
-                    Downsample2D(
-                        out_channels, use_conv=True, out_channels=out_channels, padding=downsample_padding
-                    )
-                ]
-            )
+            self.downsamplers = conv_downsampler(out_channels, downsample_padding)
         elif self.downsample_type == "resnet":
             self.downsamplers = nn.ModuleList(
-                [_resnet(out_channels, out_channels, temb_channels, down=True, **common)]
+                [opts.build(out_channels, out_channels, temb_channels, down=True)]
             )
-        elif self.downsample_type is None:
-            self.downsamplers = None
         else:
-            raise ValueError(f"downsample_type must be 'conv', 'resnet' or None, got {downsample_type!r}")
+            self.downsamplers = None
 
     def forward(
         self, hidden_states: torch.Tensor, temb: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        outputs: list[torch.Tensor] = []
-        for i, resnet in enumerate(self.resnets):
-            hidden_states = resnet(hidden_states, temb)
-            if self.has_attention:
-                hidden_states = self.attentions[i](hidden_states)
-            outputs.append(hidden_states)
-        if self.downsamplers is not None:
-            down = self.downsamplers[0]
-            hidden_states = (
-                down(hidden_states, temb) if self.downsample_type == "resnet" else down(hidden_states)
-            )
-            outputs.append(hidden_states)
-        return hidden_states, tuple(outputs)
+        return down_forward(self, hidden_states, temb)
 
 
 class AttnDownBlock2D(DownBlock2D):
@@ -177,44 +253,26 @@ class UpBlock2D(nn.Module):
         attention_head_dim: int | None = None,
     ) -> None:
         super().__init__()
-        common = dict(
-            dropout=dropout,
-            eps=resnet_eps,
-            groups=resnet_groups,
-            act_fn=resnet_act_fn,
-            time_scale_shift=resnet_time_scale_shift,
-            output_scale_factor=output_scale_factor,
+        opts = ResnetOptions(
+            dropout, resnet_eps, resnet_groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
         )
-        resnets = []
-        for i in range(num_layers):
-            skip = in_channels if i == num_layers - 1 else out_channels
-            below = prev_output_channel if i == 0 else out_channels
-            resnets.append(_resnet(below + skip, out_channels, temb_channels, **common))
-        if self.has_attention:  # registered before the resnets: diffusers' state-dict order
-            self.attentions = nn.ModuleList(
-                _spatial_attention(
-                    out_channels,
-                    attention_head_dim,
-                    eps=resnet_eps,
-                    groups=resnet_groups,
-                    output_scale_factor=output_scale_factor,
-                )
-                for _ in range(num_layers)
-            )
-        self.resnets = nn.ModuleList(resnets)
-        self.upsample_type = upsample_type if add_upsample else None
+        self.upsample_type = _resampler_type(upsample_type, add_upsample, "upsample")
+        # the resnets are built first (the order random init draws in) but registered after the attentions,
+        # which is diffusers' state-dict order
+        widths = up_in_channels(in_channels, prev_output_channel, out_channels, num_layers)
+        resnets = opts.stack(widths, out_channels, temb_channels)
+        self.attentions = (
+            _spatial_attentions(out_channels, attention_head_dim, num_layers, opts, resnet_groups)
+            if self.has_attention
+            else None
+        )
+        self.resnets = resnets
         if self.upsample_type == "conv":
-            self.upsamplers = nn.ModuleList(
-                [Upsample2D(out_channels, use_conv=True, out_channels=out_channels)]
-            )
+            self.upsamplers = conv_upsampler(out_channels)
         elif self.upsample_type == "resnet":
-            self.upsamplers = nn.ModuleList(
-                [_resnet(out_channels, out_channels, temb_channels, up=True, **common)]
-            )
-        elif self.upsample_type is None:
-            self.upsamplers = None
+            self.upsamplers = nn.ModuleList([opts.build(out_channels, out_channels, temb_channels, up=True)])
         else:
-            raise ValueError(f"upsample_type must be 'conv', 'resnet' or None, got {upsample_type!r}")
+            self.upsamplers = None
 
     def forward(
         self,
@@ -223,19 +281,7 @@ class UpBlock2D(nn.Module):
         temb: torch.Tensor | None = None,
         upsample_size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        skips = list(res_hidden_states_tuple)
-        for i, resnet in enumerate(self.resnets):
-            hidden_states = resnet(torch.cat([hidden_states, skips.pop()], dim=1), temb)
-            if self.has_attention:
-                hidden_states = self.attentions[i](hidden_states)
-        if self.upsamplers is not None:
-            up = self.upsamplers[0]
-            hidden_states = (
-                up(hidden_states, temb)
-                if self.upsample_type == "resnet"
-                else up(hidden_states, upsample_size)
-            )
-        return hidden_states
+        return up_forward(self, hidden_states, res_hidden_states_tuple, temb, upsample_size)
 
 
 class AttnUpBlock2D(UpBlock2D):
@@ -267,41 +313,22 @@ class UNetMidBlock2D(nn.Module):
         output_scale_factor: float = 1.0,
     ) -> None:
         super().__init__()
-        groups = resnet_groups if resnet_groups is not None else min(in_channels // 4, 32)
+        groups = mid_groups(resnet_groups, in_channels)
         if attn_groups is None and resnet_time_scale_shift == "default":
             attn_groups = groups
-        common = dict(
-            dropout=dropout,
-            eps=resnet_eps,
-            groups=groups,
-            act_fn=resnet_act_fn,
-            time_scale_shift=resnet_time_scale_shift,
-            output_scale_factor=output_scale_factor,
+        opts = ResnetOptions(
+            dropout, resnet_eps, groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
         )
         self.add_attention = add_attention
-        self.attentions = nn.ModuleList(  # registered before the resnets: diffusers' state-dict order
-            _spatial_attention(
-                in_channels,
-                attention_head_dim,
-                eps=resnet_eps,
-                groups=attn_groups,
-                output_scale_factor=output_scale_factor,
-            )
+        self.attentions = (  # registered before the resnets: diffusers' state-dict order
+            _spatial_attentions(in_channels, attention_head_dim, num_layers, opts, attn_groups)
             if add_attention
-            else None
-            for _ in range(num_layers)
+            else nn.ModuleList(None for _ in range(num_layers))
         )
-        self.resnets = nn.ModuleList(
-            _resnet(in_channels, in_channels, temb_channels, **common) for _ in range(num_layers + 1)
-        )
+        self.resnets = opts.stack([in_channels] * (num_layers + 1), in_channels, temb_channels)
 
     def forward(self, hidden_states: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
-        hidden_states = self.resnets[0](hidden_states, temb)
-        for attn, resnet in zip(self.attentions, self.resnets[1:], strict=True):
-            if attn is not None:
-                hidden_states = attn(hidden_states)
-            hidden_states = resnet(hidden_states, temb)
-        return hidden_states
+        return mid_forward(self, hidden_states, temb)
 
 
 class DownEncoderBlock2D(nn.Module):
@@ -321,36 +348,16 @@ class DownEncoderBlock2D(nn.Module):
         downsample_padding: int = 1,
     ) -> None:
         super().__init__()
-        common = dict(
-            dropout=dropout,
-            eps=resnet_eps,
-            groups=resnet_groups,
-            act_fn=resnet_act_fn,
-            time_scale_shift="default",
-            output_scale_factor=output_scale_factor,
+        opts = ResnetOptions(
+            dropout, resnet_eps, resnet_groups, resnet_act_fn, "default", output_scale_factor
         )
-        self.resnets = nn.ModuleList(
-            _resnet(in_channels if i == 0 else out_channels, out_channels, None, **common)
-            for i in range(num_layers)
-        )
-        self.downsamplers = (
-            nn.ModuleList(
-                [
-                    Downsample2D(
-                        out_channels, use_conv=True, out_channels=out_channels, padding=downsample_padding
-                    )
-                ]
-            )
-            if add_downsample
-            else None
-        )
+        self.downsample_type = "conv" if add_downsample else None
+        self.attentions = None
+        self.resnets = opts.stack(down_in_channels(in_channels, out_channels, num_layers), out_channels, None)
+        self.downsamplers = conv_downsampler(out_channels, downsample_padding) if add_downsample else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        for resnet in self.resnets:
-            hidden_states = resnet(hidden_states)
-        if self.downsamplers is not None:
-            hidden_states = self.downsamplers[0](hidden_states)
-        return hidden_states
+        return down_forward(self, hidden_states, None)[0]
 
 
 class UpDecoderBlock2D(nn.Module):
@@ -371,23 +378,12 @@ class UpDecoderBlock2D(nn.Module):
         temb_channels: int | None = None,
     ) -> None:
         super().__init__()
-        common = dict(
-            dropout=dropout,
-            eps=resnet_eps,
-            groups=resnet_groups,
-            act_fn=resnet_act_fn,
-            time_scale_shift=resnet_time_scale_shift,
-            output_scale_factor=output_scale_factor,
+        opts = ResnetOptions(
+            dropout, resnet_eps, resnet_groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
         )
-        self.resnets = nn.ModuleList(
-            _resnet(in_channels if i == 0 else out_channels, out_channels, temb_channels, **common)
-            for i in range(num_layers)
-        )
-        self.upsamplers = (
-            nn.ModuleList([Upsample2D(out_channels, use_conv=True, out_channels=out_channels)])
-            if add_upsample
-            else None
-        )
+        widths = down_in_channels(in_channels, out_channels, num_layers)  # no skips: input, then own width
+        self.resnets = opts.stack(widths, out_channels, temb_channels)
+        self.upsamplers = conv_upsampler(out_channels) if add_upsample else None
 
     def forward(self, hidden_states: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
         for resnet in self.resnets:

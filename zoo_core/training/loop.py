@@ -29,13 +29,11 @@ from zoo_core.errors import ConfigError
 from zoo_core.training import checkpoint, distributed
 from zoo_core.training.batches import SampleOrder, local_slice, make_loader, mix_seed, to_batch
 from zoo_core.training.ema import EMA
-from zoo_core.training.state import TrainState
+from zoo_core.training.state import TrainerProtocol, TrainState
 
 if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import Dataset
-
-    from zoo_core.trainer import Trainer
 
 METRICS_NAME = "metrics.jsonl"
 # Config fields whose change makes a resumed run differ from the original one (the rest are bookkeeping).
@@ -43,7 +41,7 @@ _TRAJECTORY_FIELDS = ("seed", "batch_size", "grad_accum", "lr", "warmup_steps", 
 
 
 def fit(
-    trainer: Trainer,
+    trainer: TrainerProtocol,
     model: nn.Module | None = None,
     dataset: Dataset | None = None,
     *,
@@ -66,7 +64,11 @@ def fit(
 
 
 def _fit(
-    trainer: Trainer, model: nn.Module | None, dataset: Dataset | None, resume: bool | str | Path, info: Any
+    trainer: TrainerProtocol,
+    model: nn.Module | None,
+    dataset: Dataset | None,
+    resume: bool | str | Path,
+    info: Any,
 ) -> TrainState:
     config = trainer.config
     out_dir = Path(config.out_dir)
@@ -137,7 +139,9 @@ def _fit(
     return state
 
 
-def _run(trainer: Trainer, state: TrainState, batches: Iterator[Any], offset: int, ckpt_root: Path) -> None:
+def _run(
+    trainer: TrainerProtocol, state: TrainState, batches: Iterator[Any], offset: int, ckpt_root: Path
+) -> None:
     config, info = state.config, state.dist
     from tqdm.auto import tqdm
 
@@ -275,7 +279,7 @@ def preserved_rng() -> Iterator[None]:
         checkpoint.set_rng_state(saved)
 
 
-def _save_samples(trainer: Trainer, state: TrainState) -> None:
+def _save_samples(trainer: TrainerProtocol, state: TrainState) -> None:
     if not state.dist.is_main:
         return
     from zoo_core.images import save_grid

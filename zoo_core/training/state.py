@@ -1,5 +1,10 @@
 """TrainState: what a trainer's ``step`` works with, and ``optimize``, the one way a step updates weights.
 
+This module is the bottom of the training layers: ``TrainParts`` (what a trainer trains), ``TrainerProtocol``
+(what the loop calls on a trainer) and ``TrainState``. The loop (``zoo_core.training.loop``) runs any
+``TrainerProtocol``; ``zoo_core.trainer.Trainer`` is the base class that implements it with defaults and whose
+``fit`` calls the loop, so each of the three stands above what it imports.
+
 ``state.optimize(batch, loss_fn, "D")`` runs ``loss_fn`` on each micro-batch under autocast, back-propagates the
 losses scaled by the micro-batch's share of the batch, averages gradients over processes, clips, sets the
 learning rate from the schedule, steps the optimizer and clears gradients. A GAN step calls it twice (D, then G)
@@ -13,7 +18,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -25,10 +30,53 @@ from zoo_core.training.ema import EMA
 from zoo_core.training.lr import lr_factor, set_lr
 
 if TYPE_CHECKING:
-    from zoo_core.trainer import Trainer
+    from torch.utils.data import Dataset
 
 LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, Any]]
 LossFn = Callable[[Batch, "TrainState"], LossOutput]
+
+
+@dataclass
+class TrainParts:
+    """What a trainer trains: named modules (``"model"`` is the one being trained), optimizers, EMA'd modules."""
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    ema: list[str] = field(default_factory=lambda: ["model"])
+
+    def __post_init__(self) -> None:
+        if "model" not in self.modules:
+            raise ValueError("TrainParts.modules must include the trained model under the name 'model'")
+        unknown = [n for n in self.ema if n not in self.modules]
+        if unknown:
+            raise ValueError(
+                f"TrainParts.ema names {unknown}, which are not in modules {sorted(self.modules)}"
+            )
+        if not self.optimizers:
+            raise ValueError("TrainParts needs at least one optimizer")
+
+
+class TrainerProtocol(Protocol):
+    """What the training loop calls on a trainer (``zoo_core.trainer.Trainer`` implements it with defaults)."""
+
+    name: str
+    config: TrainConfig
+
+    def build_model(self) -> nn.Module: ...
+
+    def build_dataset(self) -> Dataset: ...
+
+    def build(self, model: nn.Module, config: TrainConfig) -> TrainParts: ...
+
+    def step(self, batch: Batch, state: TrainState) -> dict[str, float]: ...
+
+    def sample(self, state: TrainState) -> torch.Tensor | None: ...
+
+    def export(self, state: TrainState, directory: Path) -> Path | None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -36,7 +84,7 @@ class TrainState:
     """The run's components and counters. ``step`` counts completed steps (global batches)."""
 
     config: TrainConfig
-    trainer: Trainer
+    trainer: TrainerProtocol
     modules: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     ema: dict[str, EMA]

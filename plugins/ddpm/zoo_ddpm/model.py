@@ -11,7 +11,6 @@ steps; ``ddim`` with fewer). It reads three weight layouts:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -23,6 +22,7 @@ from zoo_core import export, weights
 from zoo_core.conditioner import labels_for_batch, pop_labels
 from zoo_core.config import Config
 from zoo_core.errors import ConfigError, WeightsError
+from zoo_core.jsonio import read_json_object
 from zoo_core.model import ARCH_KEY, CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.nn import rename_legacy_attention_keys
 from zoo_core.schedule import NoiseSchedule
@@ -74,16 +74,6 @@ class DDPMConfig(Config):
     prediction_type: Literal["epsilon", "sample", "v_prediction"] = "epsilon"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"Could not read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise WeightsError(f"{path} must hold a JSON object")
-    return data
-
-
 def _directory(path: Path) -> Path:
     return path if path.is_dir() else path.parent
 
@@ -103,13 +93,13 @@ def _scheduler_config(directory: Path) -> dict[str, Any] | None:
         directory.parent / "scheduler" / SCHEDULER_CONFIG,
     ):
         if path.exists():
-            return _read_json(path)
+            return read_json_object(path)
     return None
 
 
 def is_zoo_format(directory: Path) -> bool:
     path = directory / CONFIG_NAME
-    return path.exists() and ARCH_KEY in _read_json(path)
+    return path.exists() and ARCH_KEY in read_json_object(path)
 
 
 def config_from_diffusers(directory: Path) -> DDPMConfig:
@@ -124,7 +114,7 @@ def config_from_diffusers(directory: Path) -> DDPMConfig:
         raise WeightsError(
             f"{directory} is not a diffusers UNet2DModel folder: no {CONFIG_NAME} (or unet/{CONFIG_NAME})"
         )
-    unet = UNet2DConfig.from_diffusers(_read_json(config_path), where=str(config_path))
+    unet = UNet2DConfig.from_diffusers(read_json_object(config_path), where=str(config_path))
     scheduler = _scheduler_config(directory)
     if scheduler is None:
         return DDPMConfig(unet=unet)

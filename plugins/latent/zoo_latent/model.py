@@ -15,7 +15,6 @@ forward). It reads two layouts:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -27,6 +26,7 @@ from zoo_core import export, weights
 from zoo_core.config import Config
 from zoo_core.errors import ConfigError, WeightsError
 from zoo_core.guidance import ClassifierFreeGuidance
+from zoo_core.jsonio import read_json_object
 from zoo_core.model import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, Model
 from zoo_core.nn import rename_legacy_attention_keys
 from zoo_core.nn.transformer import AttentionController, set_attention_controller
@@ -103,16 +103,6 @@ class LatentConfig(Config):
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"Could not read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise WeightsError(f"{path} must hold a JSON object")
-    return data
-
-
 def is_pipeline(directory: Path) -> bool:
     return (directory / MODEL_INDEX).is_file()
 
@@ -137,17 +127,17 @@ def pipeline_config(directory: Path) -> LatentConfig:
     scheduler_path = _component_dir(directory, "scheduler", SCHEDULER_CONFIG) / SCHEDULER_CONFIG
     if not (directory / TOKENIZER_DIR / "tokenizer.json").is_file():
         _component_dir(directory, TOKENIZER_DIR, "vocab.json")
-    scheduler = _read_json(scheduler_path)
+    scheduler = read_json_object(scheduler_path)
     extra = {}
-    guidance = _read_json(directory / MODEL_INDEX).get("_zoo_guidance_scale")  # written by our export
+    guidance = read_json_object(directory / MODEL_INDEX).get("_zoo_guidance_scale")  # written by our export
     if guidance is not None:
         extra["guidance_scale"] = guidance
     try:
         return LatentConfig(
             **extra,
-            unet=UNet2DConditionConfig.from_diffusers(_read_json(unet_path), where=str(unet_path)),
-            vae=AutoencoderKLConfig.from_diffusers(_read_json(vae_path), where=str(vae_path)),
-            text_encoder=CLIPTextConfig.from_transformers(_read_json(text_path), where=str(text_path)),
+            unet=UNet2DConditionConfig.from_diffusers(read_json_object(unet_path), where=str(unet_path)),
+            vae=AutoencoderKLConfig.from_diffusers(read_json_object(vae_path), where=str(vae_path)),
+            text_encoder=CLIPTextConfig.from_transformers(read_json_object(text_path), where=str(text_path)),
             schedule=NoiseSchedule.from_diffusers(scheduler),
             prediction_type=scheduler.get("prediction_type") or "epsilon",
         )

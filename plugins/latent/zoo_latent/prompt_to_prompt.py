@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 from pydantic import Field, model_validator
@@ -40,8 +40,24 @@ from zoo_core.errors import ConfigError
 from zoo_core.seeding import Seed, make_generator, randn
 
 if TYPE_CHECKING:
-    from zoo_latent.model import LatentTextToImageModel
+    from zoo_core.schedule import NoiseSchedule
     from zoo_latent.tokenizer import CLIPTokenizer
+
+
+class EditableModel(Protocol):
+    """What an edit uses of a latent text-to-image model (``LatentTextToImageModel`` is one). The model offers
+    ``sample(edit=...)`` on top of this module, so this module names the model only by what it touches."""
+
+    tokenizer: CLIPTokenizer | None
+    unet: torch.nn.Module
+    schedule: NoiseSchedule
+    config: Any  # reads config.unet.in_channels
+
+    def conditioner(self, clip_skip: int | None = None) -> Any: ...
+
+    def latent_size(self, height: int | None = None, width: int | None = None) -> tuple[int, int]: ...
+
+    def set_attention_controller(self, controller: Any) -> list[str]: ...
 
 
 class PromptEdit(Config):
@@ -315,7 +331,7 @@ class EditPlan:
     sample_kwargs: dict[str, Any]
 
     @contextlib.contextmanager
-    def controlling(self, model: LatentTextToImageModel) -> Iterator[None]:
+    def controlling(self, model: EditableModel) -> Iterator[None]:
         """Install the controller on the model's UNet (and tell it each evaluation's timestep); remove it after."""
 
         def before_unet(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -332,7 +348,7 @@ class EditPlan:
 
 
 def prepare_edit(
-    model: LatentTextToImageModel,
+    model: EditableModel,
     n: int,
     edit: PromptEdit | Mapping[str, Any],
     *,

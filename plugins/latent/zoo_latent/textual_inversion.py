@@ -20,7 +20,7 @@ import copy
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -29,7 +29,18 @@ from zoo_core import weights
 from zoo_core.errors import WeightsError
 
 if TYPE_CHECKING:
-    from zoo_latent.model import LatentTextToImageModel
+    from zoo_latent.text_encoder import CLIPTextModel
+    from zoo_latent.tokenizer import CLIPTokenizer
+
+
+class TextModel(Protocol):
+    """What textual inversion changes in a latent text-to-image model (``LatentTextToImageModel`` is one). The
+    model offers ``load_textual_inversion`` on top of this module, so this module names it only by what it touches."""
+
+    tokenizer: CLIPTokenizer | None
+    text_encoder: CLIPTextModel
+    config: Any  # config.text_encoder.vocab_size follows the embedding's rows
+
 
 LEARNED_EMBEDS = "learned_embeds.safetensors"
 #: the files looked for in a folder or Hub repository, in order
@@ -133,13 +144,11 @@ def parse_embeddings(content: Any, token: str | None, where: str, stem: str = ""
     return out
 
 
-def _loaded(model: LatentTextToImageModel) -> dict[str, list[str]]:
+def _loaded(model: TextModel) -> dict[str, list[str]]:
     return model.__dict__.setdefault("_textual_inversion", {})
 
 
-def _set_rows(
-    model: LatentTextToImageModel, ids: Sequence[int], vectors: torch.Tensor | None, rows: int
-) -> None:
+def _set_rows(model: TextModel, ids: Sequence[int], vectors: torch.Tensor | None, rows: int) -> None:
     """Give the text encoder ``rows`` token embeddings: the first ones kept bit for bit, ``ids`` set to
     ``vectors``."""
     old = model.text_encoder.token_embedding
@@ -157,7 +166,7 @@ def _set_rows(
 
 
 def load_textual_inversion(
-    model: LatentTextToImageModel,
+    model: TextModel,
     source: EmbeddingSource | Sequence[EmbeddingSource],
     token: str | Sequence[str | None] | None = None,
     *,
@@ -220,7 +229,7 @@ def load_textual_inversion(
     return list(found)
 
 
-def vocabulary_conflict(model: LatentTextToImageModel, token: str) -> tuple[str | None, str]:
+def vocabulary_conflict(model: TextModel, token: str) -> tuple[str | None, str]:
     """How a new token ``token`` would clash with the model's vocabulary: ``("loaded", owner)`` for a piece of the
     loaded textual-inversion token ``owner``; ``("token", token)`` for one of the model's own tokens (never
     replaceable: its row is part of the model); ``("word", word)`` for a whole word of the vocabulary (``star`` is
@@ -239,7 +248,7 @@ def vocabulary_conflict(model: LatentTextToImageModel, token: str) -> tuple[str 
     return None, ""
 
 
-def _add(model: LatentTextToImageModel, found: Mapping[str, torch.Tensor]) -> None:
+def _add(model: TextModel, found: Mapping[str, torch.Tensor]) -> None:
     tokenizer = model.tokenizer
     assert tokenizer is not None
     if "_textual_inversion_base" not in model.__dict__:  # what unload restores
@@ -256,7 +265,7 @@ def _add(model: LatentTextToImageModel, found: Mapping[str, torch.Tensor]) -> No
         loaded[name] = names
 
 
-def textual_inversion_embeddings(model: LatentTextToImageModel) -> dict[str, torch.Tensor]:
+def textual_inversion_embeddings(model: TextModel) -> dict[str, torch.Tensor]:
     """The loaded embeddings, ``{token: tensor[n, dim]}`` (what ``save_learned_embeds`` writes)."""
     weight = model.text_encoder.token_embedding.weight.detach()
     tokenizer = model.tokenizer
@@ -267,9 +276,7 @@ def textual_inversion_embeddings(model: LatentTextToImageModel) -> dict[str, tor
     return out
 
 
-def unload_textual_inversion(
-    model: LatentTextToImageModel, tokens: str | Sequence[str] | None = None
-) -> list[str]:
+def unload_textual_inversion(model: TextModel, tokens: str | Sequence[str] | None = None) -> list[str]:
     """Remove the named loaded tokens (default: all); the model's own vocabulary and rows are untouched. Returns
     the tokens removed."""
     loaded = _loaded(model)
