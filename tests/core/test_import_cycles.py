@@ -21,16 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Cycles other helpers remove on their branches; each entry is the exact strongly connected component.
-# removed on branches hub/formats; delete when merged
-ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {
-        frozenset({"zoo_core.hub", "zoo_core.weights"}),
-        frozenset({"zoo_ddgan.convert", "zoo_ddgan.model"}),
-        frozenset({"zoo_stylegan.convert", "zoo_stylegan.model"}),
-    }
-)
-
 _SKIP_DIRS = {"build", ".venv", "__pycache__", ".git"}
 
 
@@ -201,10 +191,9 @@ def test_graph_sees_relative_lazy_cycle(tmp_path: Path) -> None:
 def test_no_import_cycles() -> None:
     graph = import_graph(project_modules())
     found = [frozenset(c) for c in _cycles()]
-    unexpected = [c for c in found if c not in ALLOWED_CYCLES]
-    assert not unexpected, (
+    assert not found, (
         "import cycles among the project's modules (move the shared thing down a layer):\n"
-        + ("\n".join(_describe(set(c), graph) for c in unexpected))
+        + ("\n".join(_describe(set(c), graph) for c in found))
     )
 
 
