@@ -166,3 +166,13 @@ def test_a_placeholder_loaded_in_a_saved_base_is_refused_or_reinitialised_with_f
     assert state.model.vectors.shape == (1, 32)  # the base's 3 vectors are gone, 1 re-initialised one
     assert (state.model.vectors[0] - star).abs().max() < 1e-6
     assert trained.tokenizer.multi_vector == {}
+
+
+def test_bf16_autocast_run_learns_finite_vectors(images, tmp_path):
+    state = _train(images, tmp_path / "run", mixed_precision="bf16", max_steps=2)
+    vectors = state.model.vectors.detach()
+    assert torch.isfinite(vectors).all()
+    star = zoo.load("t2i").text_encoder.token_embedding.weight[
+        state.trainer.base.tokenizer.token_to_id("star</w>")
+    ]
+    assert (vectors - star).abs().max() > 1e-3
