@@ -276,3 +276,18 @@ def test_lora_output_loads_in_diffusers_and_zoo_with_the_same_unet_output(tmp_pa
     assert (mine - trained).abs().max() <= 1e-4
     assert (theirs - trained).abs().max() <= 1e-4
     assert (text_mine - text_trained).abs().max() <= 1e-4 and (text_theirs - text_trained).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_bf16_autocast_run_has_a_finite_loss_and_changes_the_weights(tmp_path, instances, lora):
+    trainer = _trainer(tmp_path, instances, mixed_precision="bf16", lora=lora, lr=1e-3)
+    state = trainer.fit()
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [line["loss"] for line in lines if "loss" in line]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    before = zoo.load("t2i").unet.state_dict()
+    after = state.trainer._model.unet.state_dict()
+    if lora:
+        assert any("lora_B" in k and v.abs().max() > 0 for k, v in after.items())
+    else:
+        assert any((after[k] - v).abs().max() > 0 for k, v in before.items())

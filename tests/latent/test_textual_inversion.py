@@ -218,3 +218,54 @@ def test_force_replaces_a_loaded_token_and_shadows_a_word_but_never_an_own_token
     t2i.unload_textual_inversion()
     assert torch.equal(t2i.tokenizer(["a star"]), star)
     assert torch.equal(t2i.text_encoder.token_embedding.weight, before)
+
+
+@pytest.mark.parametrize("fmt", ["zoo", "diffusers"])
+def test_multi_vector_tokens_survive_save_and_reload(t2i, tmp_path, fmt):
+    t2i.load_textual_inversion([{"<a>": _vectors(3)}, {"<b>": _vectors(1, seed=1)}])
+    prompts = ["a red <a> on a blue background", "<b> and <a>", "a green circle on a white background"]
+    with torch.no_grad():
+        expected = t2i.encode_prompt(prompts)
+    folder = t2i.save_pretrained(tmp_path / fmt, format=fmt)
+    again = zoo.load(str(folder))
+    assert again.tokenizer.multi_vector == {"<a>": ["<a>", "<a>_1", "<a>_2"]}
+    with torch.no_grad():
+        assert torch.equal(again.encode_prompt(prompts), expected)
+    assert torch.equal(textual_inversion_embeddings(again)["<a>"], _vectors(3))
+    again.unload_textual_inversion()  # loaded tokens again: unloading gives the plain base back
+    fresh = zoo.load("t2i")
+    assert torch.equal(again.text_encoder.token_embedding.weight, fresh.text_encoder.token_embedding.weight)
+    assert torch.equal(again.tokenizer(prompts), fresh.tokenizer(prompts))
+
+
+def test_exported_multi_vector_token_expands_in_diffusers_as_in_ours(t2i, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    t2i.load_textual_inversion({"<a>": _vectors(4)})
+    folder = t2i.save_pretrained(tmp_path / "diffusers", format="diffusers")
+    pipe = StableDiffusionPipeline.from_pretrained(folder)
+    prompt = "a red <a> on a blue background"
+    assert (
+        pipe.maybe_convert_prompt(prompt, pipe.tokenizer)
+        == "a red <a> <a>_1 <a>_2 <a>_3 on a blue background"
+    )
+    with torch.no_grad():
+        theirs, _ = pipe.encode_prompt(prompt, "cpu", 1, False)
+        ours = t2i.encode_prompt([prompt])
+    assert (ours - theirs).abs().max() <= 1e-5
+
+
+def test_a_pipeline_diffusers_saved_with_a_multi_vector_token_expands_it_in_ours(pipeline_dir, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    folder, _ = pipeline_dir
+    pipe = StableDiffusionPipeline.from_pretrained(folder)
+    dim = pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    pipe.load_textual_inversion(save_learned_embeds({"<c>": _vectors(2, dim)}, tmp_path / "emb"))
+    pipe.save_pretrained(tmp_path / "saved")  # diffusers' own save: only the added tokens carry the rule
+    ours = LatentTextToImageModel.from_pretrained(tmp_path / "saved")
+    assert ours.tokenizer.multi_vector == {"<c>": ["<c>", "<c>_1"]}
+    prompt = "a photo of <c>"
+    with torch.no_grad():
+        theirs, _ = pipe.encode_prompt(prompt, "cpu", 1, False)
+        assert (ours.encode_prompt([prompt]) - theirs).abs().max() <= 1e-5

@@ -147,3 +147,32 @@ def test_force_trains_over_a_vocabulary_word_and_says_so(images, tmp_path, capsy
     with pytest.raises(ValueError, match="already in the model's vocabulary"):
         model.load_textual_inversion(tmp_path / "run")
     assert model.load_textual_inversion(tmp_path / "run", force=True) == ["circle"]
+
+
+def test_a_placeholder_loaded_in_a_saved_base_is_refused_or_reinitialised_with_force(
+    images, tmp_path, capsys
+):
+    base = zoo.load("t2i")
+    base.load_textual_inversion({"<heart>": torch.full((3, 32), 7.0)})
+    folder = str(base.save_pretrained(tmp_path / "base"))
+    with pytest.raises(ConfigError, match="a textual-inversion token loaded in the base.*--force"):
+        _train(images, tmp_path / "refused", base=folder)
+    state = _train(images, tmp_path / "run", base=folder, force=True, max_steps=1, lr=1e-9)
+    assert "replaces the base's textual-inversion token '<heart>', re-initialised from 'star'" in (
+        capsys.readouterr().err
+    )
+    trained = state.trainer.base
+    star = trained.text_encoder.token_embedding.weight[trained.tokenizer.token_to_id("star</w>")]
+    assert state.model.vectors.shape == (1, 32)  # the base's 3 vectors are gone, 1 re-initialised one
+    assert (state.model.vectors[0] - star).abs().max() < 1e-6
+    assert trained.tokenizer.multi_vector == {}
+
+
+def test_bf16_autocast_run_learns_finite_vectors(images, tmp_path):
+    state = _train(images, tmp_path / "run", mixed_precision="bf16", max_steps=2)
+    vectors = state.model.vectors.detach()
+    assert torch.isfinite(vectors).all()
+    star = zoo.load("t2i").text_encoder.token_embedding.weight[
+        state.trainer.base.tokenizer.token_to_id("star</w>")
+    ]
+    assert (vectors - star).abs().max() > 1e-3

@@ -501,14 +501,20 @@ class LatentTextToImageModel(Model):
     def load_extras(self, directory: Path) -> None:
         folder = directory if directory.is_dir() else directory.parent
         if (folder / TOKENIZER_DIR).is_dir():
+            from zoo_latent.textual_inversion import restore_tokens
+
             self.tokenizer = CLIPTokenizer.from_pretrained(folder / TOKENIZER_DIR)
+            restore_tokens(self, folder / TOKENIZER_DIR)  # loaded embeddings and multi-vector expansion
 
     def save_pretrained(self, directory: Any, format: str = "zoo", variant: str | None = None) -> Path:
         """The zoo format plus ``tokenizer/`` (vocab.json, merges.txt) so the folder is self-contained, or a
         diffusers ``StableDiffusionPipeline`` folder with ``format="diffusers"`` (see ``export``)."""
         path = super().save_pretrained(directory, format=format, variant=variant)
         if format == "zoo" and self.tokenizer is not None:
+            from zoo_latent.textual_inversion import save_tokens
+
             self.tokenizer.save_pretrained(path / TOKENIZER_DIR)
+            save_tokens(self, path / TOKENIZER_DIR)
         return path
 
     def export(self, directory: Path, format: str, variant: str | None) -> Path:
@@ -554,7 +560,11 @@ class LatentTextToImageModel(Model):
             weights_name=export.TRANSFORMERS_WEIGHTS,
             variant=variant,
         )
+        from zoo_latent.textual_inversion import save_tokens
+
+        # added tokens in tokenizer/added_tokens.json: diffusers' maybe_convert_prompt expands token, token_1, ...
         self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+        save_tokens(self, directory / TOKENIZER_DIR)
         sampler = self.default_sampler
         export.write_scheduler(directory / "scheduler", self.schedule, self.prediction_type, sampler)
         scheduler_class = export.SCHEDULERS.get(sampler or "ddpm", export.SCHEDULERS["ddpm"])[0]

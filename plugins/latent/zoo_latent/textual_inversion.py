@@ -17,6 +17,7 @@ vocabulary the model came with stay bit-identical through load and unload.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,6 +44,8 @@ class TextModel(Protocol):
 
 
 LEARNED_EMBEDS = "learned_embeds.safetensors"
+#: in a saved model's tokenizer/: the loaded embeddings' tokens, ``{"tokens": {token: [token, token_1, ...]}}``
+TOKENS_FILE = "zoo_textual_inversion.json"
 #: the files looked for in a folder or Hub repository, in order
 EMBEDDING_FILES = (LEARNED_EMBEDS, "learned_embeds.bin")
 EmbeddingSource = str | os.PathLike[str] | Mapping[str, Any] | torch.Tensor
@@ -263,6 +266,61 @@ def _add(model: TextModel, found: Mapping[str, torch.Tensor]) -> None:
         if len(names) > 1:
             tokenizer.multi_vector[name] = names
         loaded[name] = names
+
+
+def save_tokens(model: TextModel, tokenizer_dir: Path) -> None:
+    """Persist which added tokens are loaded embeddings and how each expands (``TOKENS_FILE`` beside the
+    tokenizer's ``added_tokens.json``), so a saved model expands prompts as this one does."""
+    loaded = _loaded(model)
+    if loaded:
+        weights.write_json_atomic({"tokens": loaded}, Path(tokenizer_dir) / TOKENS_FILE)
+
+
+def restore_tokens(model: TextModel, tokenizer_dir: Path) -> None:
+    """After loading a tokenizer with added tokens, make them loaded embeddings again (unloadable, and a
+    multi-vector one expanded in prompts): from ``TOKENS_FILE`` when the folder has it (our saves), else by
+    diffusers' rule (``maybe_convert_prompt``: an added token ``t`` stands for ``t t_1 t_2 ...`` as long as
+    ``t_i`` is an added token too), so a pipeline diffusers saved after ``load_textual_inversion`` reads the same."""
+    tokenizer = model.tokenizer
+    added = tokenizer.added_tokens() if tokenizer is not None else {}
+    if not added:
+        return
+    path = Path(tokenizer_dir) / TOKENS_FILE
+    if path.is_file():
+        try:
+            tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise WeightsError(f"Could not read {path}: {exc}") from None
+        missing = [p for pieces in tokens.values() for p in pieces if p not in added]
+        if missing:
+            raise WeightsError(f"{path} names tokens the tokenizer beside it lacks: {missing[:4]}")
+    else:
+        tokens, members = {}, set()
+        for name in sorted(added, key=added.__getitem__):
+            if name in members:
+                continue
+            pieces = [name]
+            while f"{name}_{len(pieces)}" in added:
+                pieces.append(f"{name}_{len(pieces)}")
+            tokens[name] = pieces
+            members.update(pieces)
+    pieces_of_embeddings = {p for pieces in tokens.values() for p in pieces}
+    others = {t: i for t, i in added.items() if t not in pieces_of_embeddings}
+    rows = min(
+        (added[p] for p in pieces_of_embeddings), default=model.text_encoder.token_embedding.weight.shape[0]
+    )
+    if any(i >= rows for i in others.values()):
+        raise WeightsError(f"{path}: the embeddings' tokens must come after every other added token")
+    base = tokenizer.without_added_tokens()
+    for token in sorted(others, key=others.__getitem__):
+        base.add_tokens([token])
+    model.__dict__["_textual_inversion_base"] = (base, rows)
+    loaded = _loaded(model)
+    loaded.clear()
+    for name, pieces in tokens.items():
+        loaded[name] = list(pieces)
+        if len(pieces) > 1:
+            tokenizer.multi_vector[name] = list(pieces)
 
 
 def textual_inversion_embeddings(model: TextModel) -> dict[str, torch.Tensor]:

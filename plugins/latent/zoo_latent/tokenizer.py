@@ -174,7 +174,7 @@ class CLIPTokenizer:
             "unk_token": self.unk_token,
         }
         (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-        added = {t: i for t, i in self._tok.get_vocab(with_added_tokens=True).items() if t not in self._vocab}
+        added = self.added_tokens()
         if added:
             (directory / ADDED_TOKENS_NAME).write_text(
                 json.dumps(added, ensure_ascii=False), encoding="utf-8"
@@ -185,6 +185,22 @@ class CLIPTokenizer:
     @property
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
+
+    def added_tokens(self) -> dict[str, int]:
+        """The tokens added after the BPE vocabulary (textual-inversion placeholders) with their ids."""
+        return {t: i for t, i in self._tok.get_vocab(with_added_tokens=True).items() if t not in self._vocab}
+
+    def without_added_tokens(self) -> CLIPTokenizer:
+        """This tokenizer as it was before any token was added (and without multi-vector rules)."""
+        return CLIPTokenizer(
+            self._vocab,
+            self._merges,
+            max_length=self.max_length,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+            pad_token=self.pad_token,
+            unk_token=self.unk_token,
+        )
 
     def token_to_id(self, token: str) -> int:
         index = self._tok.token_to_id(token)
