@@ -132,7 +132,9 @@ def check_img2img_strength(sampler: Sampler) -> None:
     low = _run(sampler, model, 0, init=init, strength=1 / steps, steps=steps)
     far = (_run(sampler, model, 0, steps=steps) - init).abs().mean().item()
     near = (low - init).abs().mean().item()
-    assert near < 0.25 * far, f"{sampler.name}: strength {1 / steps} moved the input by {near:.3g} (noise: {far:.3g})"
+    assert near < 0.25 * far, (
+        f"{sampler.name}: strength {1 / steps} moved the input by {near:.3g} (noise: {far:.3g})"
+    )
     full = _run(sampler, model, 0, init=init, strength=1.0, steps=steps)
     pure = _run(sampler, model, 0, steps=steps)
     err = (full - pure).abs().max().item()
@@ -170,9 +172,13 @@ def check_bad_options(sampler: Sampler) -> None:
         _run(sampler, ToyDenoiser(), 0, no_such_option=1)
     except (SamplerError, TypeError, ValueError) as exc:
         message = str(exc)
-        assert "no_such_option" in message and "\n" not in message, f"{sampler.name}: unclear error {message!r}"
+        assert "no_such_option" in message and "\n" not in message, (
+            f"{sampler.name}: unclear error {message!r}"
+        )
         for option in sampler.options:
-            assert option in message, f"{sampler.name}: unknown-option error does not list {option!r}: {message!r}"
+            assert option in message, (
+                f"{sampler.name}: unknown-option error does not list {option!r}: {message!r}"
+            )
     else:
         raise AssertionError(f"{sampler.name}: an unknown option was accepted silently")
     for steps in (0, -3, 1001, 2.5):
