@@ -8,68 +8,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from zoo_core.schedule import NoiseSchedule
+from zoo_core.testing import ToyDenoiser, _alpha_bar
 
-
-def _alpha_bar(sigmas: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """a = 1 / (1 + sigma^2) at (fractional) timesteps, sigma interpolated linearly as NoiseSchedule.sigma_at does
-    (re-implemented on a cached table: the toys are called thousands of times)."""
-    t = t.double().clamp(0, len(sigmas) - 1)
-    low = t.floor().long().clamp(max=len(sigmas) - 2)
-    sigma = torch.lerp(sigmas[low], sigmas[low + 1], t - low)
-    return 1 / (1 + sigma**2)
-
-
-class ToyDenoiser:
-    kind = "diffusion"
-
-    def __init__(
-        self,
-        prediction_type: str = "epsilon",
-        schedule: NoiseSchedule | None = None,
-        shape: tuple[int, ...] = (2, 4, 4),
-        dtype: torch.dtype = torch.float32,
-        num_classes: int = 0,
-        seed: int = 0,
-    ) -> None:
-        self.prediction_type = prediction_type
-        self.schedule = schedule or NoiseSchedule()
-        self._shape = tuple(shape)
-        self.dtype, self.device = dtype, torch.device("cpu")
-        g = torch.Generator().manual_seed(seed)
-        dim = math.prod(shape)
-        self.weight = (torch.randn(dim, dim, generator=g, dtype=torch.float64) * 0.5 / dim**0.5).to(dtype)
-        self.bias = (torch.randn(dim, generator=g, dtype=torch.float64) * 0.3).to(dtype)
-        self.embedding = (torch.randn(num_classes + 1, dim, generator=g, dtype=torch.float64) * 0.5).to(dtype)
-        self.calls: list[int] = []  # batch size of every forward, to count them
-        self._sigmas = self.schedule.sigmas
-
-    @property
-    def sample_shape(self) -> tuple[int, ...]:
-        return self._shape
-
-    def predict(
-        self, x_t: torch.Tensor, t: torch.Tensor, cond: Any = None, generator: Any = None
-    ) -> torch.Tensor:
-        assert x_t.dtype == self.dtype and t.shape == (x_t.shape[0],)
-        self.calls.append(x_t.shape[0])
-        # near the exact denoiser of N(0, I) data (eps = sqrt(1 - a) x_t), plus a t-modulated linear perturbation
-        # scaled by sqrt(a) so that x0_hat stays O(1) at every noise level
-        a = _alpha_bar(self._sigmas, t).to(self.dtype)[:, None]
-        s = t.to(self.dtype)[:, None] / self.schedule.num_train_timesteps
-        x = x_t.flatten(1)
-        wiggle = (x @ self.weight.T) * (1 + 0.5 * torch.cos(math.pi * s)) + self.bias * torch.sin(3 * s)
-        if cond is not None:
-            wiggle = wiggle + self.embedding[cond] * (0.5 + s)
-        return ((1 - a).sqrt() * x + a.sqrt() * wiggle).reshape(x_t.shape)
-
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+__all__ = ["GaussianDenoiser", "StochasticX0Generator", "ToyDenoiser", "ToyGenerator"]
 
 
 class GaussianDenoiser:

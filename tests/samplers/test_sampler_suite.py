@@ -12,6 +12,7 @@ from sampler_toys import ToyDenoiser, ToyGenerator
 import zoo
 from zoo_core.sampler import Sampler
 from zoo_core.seeding import make_generator
+from zoo_core.testing import SAMPLER_CHECKS
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 SHAPE = (3, 2, 4, 4)
@@ -127,3 +128,25 @@ def test_bad_eta_names_the_value(sampler):
     with pytest.raises(ValueError, match="eta") as info:
         sampler(_model(sampler), SHAPE, steps=2, generator=make_generator(0, 3), eta=-0.5)
     assert "-0.5" in str(info.value)
+
+
+@pytest.mark.parametrize("check", SAMPLER_CHECKS, ids=lambda c: c.__name__)
+def test_the_shared_suite_plugin_authors_run(sampler, check):
+    """zoo_core.testing's checks (what a plugin author runs on their sampler) pass for every registered one."""
+    check(sampler)
+
+
+def test_the_shared_suite_fails_a_sampler_that_ignores_per_image_seeds():
+    """The suite can fail: a sampler drawing its noise from one batch-wide seed breaks check_per_image_seeds."""
+    from zoo_core.testing import check_per_image_seeds
+
+    base = SAMPLER_CLASSES["euler"]
+
+    class BatchSeeded(base):
+        name = "batch-seeded"
+
+        def __call__(self, model, shape, *, generator=None, **kwargs):
+            return super().__call__(model, shape, generator=make_generator(0, shape[0]), **kwargs)
+
+    with pytest.raises(AssertionError, match="one-by-one"):
+        check_per_image_seeds(BatchSeeded())

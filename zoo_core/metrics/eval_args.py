@@ -53,7 +53,10 @@ def add_arguments(p: Any) -> None:
 
 
 def add_report_parsers(reports: Any) -> None:
-    """``zoo report trilemma``; each report is a sub-command with its own flags."""
+    """``zoo report trilemma`` and ``zoo report samplers``; each report is a sub-command with its own flags."""
+    from zoo_core.metrics.sampler_matrix import add_parser
+
+    add_parser(reports)
     p = reports.add_parser(
         "trilemma",
         help="quality, mode coverage and sampling time of the embedded families under one evaluation",

@@ -126,6 +126,10 @@ def plot(rows: list[dict[str, Any]], out: Path, title: str) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from zoo_core.metrics.standard import EvalError
 
+    if args.report == "samplers":
+        from zoo_core.metrics.sampler_matrix import run_samplers_report
+
+        return run_samplers_report(args)
     if args.report != "trilemma":
         raise EvalError(f"unknown report {args.report!r}")
     if args.n < 10:
