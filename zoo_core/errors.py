@@ -57,5 +57,9 @@ class SamplerError(ZooError, ValueError):
     """A sampler asked to run a model it does not support, or with bad arguments."""
 
 
+class EvalError(ZooError, ValueError):
+    """Bad input to ``zoo eval`` or a report: the message names the value and the fix."""
+
+
 class UnverifiedWeightsWarning(UserWarning):
     """Weights given in place of a card's own (a local copy, a fine-tune) load without the card's checksums."""

@@ -205,16 +205,17 @@ SAMPLER_CHECKS: list[Callable[[Sampler], None]] = [
 
 def diffusion_sampler_names() -> list[str]:
     """Every registered sampler that runs diffusion models (first-party and plugins')."""
-    import zoo
+    from zoo_core.api import list_samplers
+    from zoo_core.registry import get_sampler
 
-    return sorted(n for n in zoo.list_samplers() if "diffusion" in zoo.get_sampler(n).kinds)
+    return sorted(n for n in list_samplers() if "diffusion" in get_sampler(n).kinds)
 
 
 def run_check(name: str, check: Callable[[Sampler], None]) -> None:
     """Run one check on the registered sampler ``name`` (a fresh instance)."""
-    import zoo
+    from zoo_core.registry import get_sampler
 
-    check(type(zoo.get_sampler(name))())
+    check(type(get_sampler(name))())
 
 
 def run_sampler_suite(name: str) -> None:

@@ -21,11 +21,12 @@ PROMPTED = {"t2i"}
 
 def columns() -> list[tuple[str, int | None]]:
     """(sampler, steps) per column: every registered diffusion sampler at its recommended steps."""
-    import zoo
+    from zoo_core.api import list_samplers
+    from zoo_core.registry import get_sampler
 
     cols = []
-    for name in sorted(zoo.list_samplers()):
-        sampler = zoo.get_sampler(name)
+    for name in sorted(list_samplers()):
+        sampler = get_sampler(name)
         if "diffusion" not in sampler.kinds:
             continue
         for steps in STEPS_OVERRIDE.get(name, (sampler.default_steps,)):
@@ -35,7 +36,7 @@ def columns() -> list[tuple[str, int | None]]:
 
 def rows() -> list[str]:
     """One card per distinct set of embedded diffusion weights (first-party first), the example plugin's included."""
-    import zoo
+    from zoo_core.api import load
     from zoo_core.registry import get_registry
 
     cards = get_registry().cards
@@ -44,7 +45,7 @@ def rows() -> list[str]:
         card = cards[name]
         if not (card.weights and card.weights.source.startswith("embedded:")) or card.weights.source in seen:
             continue
-        if zoo.load(name).kind != "diffusion":
+        if load(name).kind != "diffusion":
             continue
         seen.add(card.weights.source)
         names.append(name)
@@ -53,10 +54,10 @@ def rows() -> list[str]:
 
 def measure(name: str, sampler: str, steps: int | None, n: int, batch_size: int) -> dict[str, Any]:
     """Sample one cell and score it; the evaluator follows from what the model draws."""
-    import zoo
+    from zoo_core.api import load
     from zoo_core.metrics.sampling import sample_model
 
-    model = zoo.load(name)
+    model = load(name)
     run_steps = min(steps or model.schedule.num_train_timesteps, model.schedule.num_train_timesteps)
     per_image: dict[str, list[str]] = {}
     captions: list[str] = []
@@ -128,7 +129,7 @@ def _value(cell: dict[str, Any] | None) -> str:
 
 
 def run_samplers_report(args: argparse.Namespace) -> int:
-    from zoo_core.metrics.standard import EvalError
+    from zoo_core.errors import EvalError
 
     if args.n < 2:
         raise EvalError(f"--n {args.n}: the evaluators need at least 2 samples per cell")

@@ -31,17 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import EvalError as EvalError  # raised by zoo eval; lives with the other errors
 from zoo_core.metrics.eval_args import BUILTIN_REFERENCES, KID_DEFAULT_SUBSET, METRICS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SHAPES_REFERENCE_N = 2000
 KID_SUBSETS = 100
 EVAL_EXTRA = "pip install 'zoo-core[eval]'"
-
-
-class EvalError(ZooError, ValueError):
-    """Bad input to ``zoo eval``: the message names the value and the fix."""
 
 
 # -- inputs ----------------------------------------------------------------------------------------------------
