@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("report", help="measured reports: trilemma (quality vs sampling time of the families)")
+    p = sub.add_parser("report", help="measured reports: trilemma (quality vs sampling time of the families), ddim-steps (DDIM Table 1)")
     reports = p.add_subparsers(dest="report", metavar="REPORT")
     reports.required = True
     from zoo_core.metrics.eval_args import add_report_parsers
