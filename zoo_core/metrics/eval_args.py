@@ -73,3 +73,28 @@ def add_report_parsers(reports: Any) -> None:
     p.add_argument("--batch-size", type=int, default=100, help="images per sampling batch")
     p.add_argument("--rows", help="comma-separated subset of the rows' labels (default: all)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    p = reports.add_parser(
+        "ddim-steps",
+        help="the DDIM paper's Table 1: FID at 10/20/50/100 DDIM steps, eta 0 and 1, and 1000 ancestral steps",
+        description="Sample a diffusion model (default the embedded ddpm) with DDIM at each step count, eta 0 "
+        "(deterministic) and eta 1, and with ancestral DDPM as the reference row; measure every row with `zoo "
+        "eval` (digits features, reference digits) and say whether eta 0 improves with the steps and beats eta 1 "
+        "at few steps, as in the paper. Writes a markdown and JSON table beside the plot.",
+    )
+    p.add_argument(
+        "--model", default="ddpm", help="a diffusion model on 16x16 digits (name or saved directory)"
+    )
+    p.add_argument("--n", type=int, default=500, help="samples per row (seeds 0..n-1)")
+    p.add_argument("--steps", default="10,20,50,100", help="comma-separated DDIM step counts")
+    p.add_argument(
+        "--ancestral-steps",
+        type=int,
+        default=1000,
+        help="steps of the ancestral reference row (0: no such row)",
+    )
+    p.add_argument(
+        "--out", default="docs/ddim-steps.png", help="the plot; the .md and .json tables go beside it"
+    )
+    p.add_argument("--batch-size", type=int, default=250, help="images per sampling batch")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
