@@ -448,7 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("report", help="measured reports: trilemma (quality vs sampling time of the families), ddim-steps (DDIM Table 1), samplers (model x sampler matrix)")
+    p = sub.add_parser(
+        "report",
+        help="measured reports: trilemma (quality vs sampling time of the families), ddim-steps (DDIM Table 1), samplers (model x sampler matrix)",
+    )
     reports = p.add_subparsers(
         dest="report", metavar="REPORT", help="`zoo report REPORT --help` shows its options"
     )
