@@ -152,6 +152,33 @@ def test_class_images_are_reused_and_completed(tmp_path):
     assert class_images.missing(directory, other) == other
 
 
+def test_ranks_sharing_the_class_batches_leave_the_folder_of_one_process(tmp_path):
+    """What torchrun's ranks do, in turn: rank r of 2 draws batches r, r + 2, ... into its manifest shard; the
+    merge leaves the same PNGs and manifest as one process, and a shard left by a stopped run counts as drawn."""
+    model = zoo.load("t2i")
+    specs = class_images.wanted(
+        ["a red circle on a blue background"],
+        5,
+        3,
+        base="t2i",
+        sampler="ddim",
+        steps=2,
+        guidance=3.0,
+        size=32,
+    )
+    one, two = tmp_path / "one", tmp_path / "two"
+    class_images.generate(model, one, specs, batch=2)
+    class_images.generate(model, two, specs, batch=2, rank=1, world_size=2)
+    drawn = sorted(p.name for p in two.glob("*.png"))
+    assert drawn == sorted(s.filename for s in specs[2:4])  # rank 1: the second batch only
+    assert class_images.missing(two, specs) == specs[:2] + specs[4:]  # its shard is read as a manifest
+    class_images.generate(model, two, specs, batch=2, rank=0, world_size=2)
+    class_images.merge_manifests(two)
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
+    assert not list(two.glob(class_images.SHARD_GLOB))
+    assert all((one / p.name).read_bytes() == p.read_bytes() for p in two.iterdir())
+
+
 # -- training ------------------------------------------------------------------------------------------------------
 def test_prior_preservation_loss_is_instance_plus_lambda_class(tmp_path, instances):
     trainer = _trainer(

@@ -56,6 +56,9 @@ class DreamBoothConfig(TrainConfig):
     class_sampler: str = Field("ddim", description="sampler drawing the class images")
     class_steps: int = Field(25, ge=1, description="steps of class_sampler")
     class_guidance: float | None = Field(None, description="default: the base model's guidance_scale")
+    class_batch_size: int = Field(
+        16, ge=1, description="class images per sampler call (under torchrun the ranks share the calls)"
+    )
     resolution: int | None = Field(None, ge=8, description="image side; default the base model's")
     train_text_encoder: bool = Field(False, description="also fine-tune the text encoder")
 
@@ -238,15 +241,35 @@ class DreamBoothTrainer(Trainer):
         )
 
     def _draw_class_images(self, model: Any) -> None:
+        """Draw the missing class images once: under torchrun the ranks share the batches (rank 0 decides
+        what is missing, so every rank cuts the same batches), then rank 0 merges their manifests."""
         from zoo_core.training import distributed
         from zoo_core.training.loop import _say_main, preserved_rng
         from zoo_dreambooth import class_images
 
-        if distributed.is_main():
-            todo = class_images.missing(self.class_dir(), self.class_images())
-            with preserved_rng():
-                class_images.generate(model, self.class_dir(), todo, say=lambda m: _say_main(m))
+        directory, specs = self.class_dir(), self.class_images()
+        todo = class_images.missing(directory, specs) if distributed.is_main() else None
+        todo = distributed.broadcast_object(todo)
+        with preserved_rng():
+            class_images.generate(
+                model,
+                directory,
+                todo,
+                batch=self.config.class_batch_size,
+                say=_say_main if distributed.is_main() else lambda m: None,
+                rank=distributed.rank(),
+                world_size=distributed.world_size(),
+            )
         distributed.barrier()
+        if distributed.is_main():
+            class_images.merge_manifests(directory)
+        distributed.barrier()
+        absent = class_images.missing(directory, specs)
+        if absent:  # another machine's rank drew them into a folder this one cannot see
+            raise ConfigError(
+                f"rank {distributed.rank()}: {len(absent)} class images are not in {directory} (first: "
+                f"{absent[0].filename}): on several machines class_dir must be a folder they all share"
+            )
 
     @torch.no_grad()
     def _moments(self, images: torch.Tensor) -> torch.Tensor:
