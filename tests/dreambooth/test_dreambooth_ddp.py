@@ -5,12 +5,11 @@ interrupted 2-rank run resumes exactly."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_run import TRAINER_WORKER, torchrun
+from ddp_run import assert_matches_one_process, metrics, run_trainer
 from safetensors.torch import load_file
 from zoo_dreambooth.demo import write_instances
 
@@ -45,46 +44,18 @@ def _config(out: Path, instances: Path, **fields) -> dict:
 
 
 def _run(out: Path, config: dict, nproc: int) -> dict[str, torch.Tensor]:
-    """Train in ``nproc`` processes; rank 0's dump (after checking every rank's is bit-identical to it)."""
-    result = torchrun(TRAINER_WORKER, "dreambooth", str(out), json.dumps(config), nproc=nproc)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (out / "stderr.txt").write_text(result.stderr)
-    ranks = [load_file(out / f"rank{r}.safetensors") for r in range(nproc)]
-    for other in ranks[1:]:
-        assert other.keys() == ranks[0].keys()
-        different = [k for k in ranks[0] if not torch.equal(other[k], ranks[0][k])]
-        assert not different, f"the ranks' weights differ: {different[:3]}"
-    return ranks[0]
+    return run_trainer("dreambooth", out, config, nproc)
 
 
 def _metrics(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
-
-
-def _assert_matches_one_process(two: dict, one: dict, two_dir: Path, one_dir: Path, lr: float) -> None:
-    """Two ranks at batch b each against one process at batch 2b (the same global batch, the same noise).
-
-    The gradients agree to float32 rounding (the batch is summed in another order: the logged loss and gradient
-    norm agree to 1e-5). AdamW's first steps are nearly lr * sign(grad), so an element whose gradient is ~0
-    moves by an amount set by that rounding: a few in 10^4 elements differ by up to a few percent of lr, and the
-    rest by under 1e-6. Hence: every element within 0.05 lr, and 99.9% within 1e-6."""
-    keys = [k for k in one if k.startswith("model/")]
-    assert keys and two.keys() == one.keys()
-    diff = torch.cat([(two[k].double() - one[k].double()).abs().flatten() for k in keys])
-    assert diff.max() <= 0.05 * lr, f"max |2 ranks - 1 process| = {diff.max():.3g}"
-    assert (diff <= 1e-6).double().mean() >= 0.999
-    for a, b in zip(_metrics(one_dir), _metrics(two_dir), strict=True):
-        assert a["step"] == b["step"] and a["samples"] == b["samples"]
-        for key in ("loss", "instance_loss", "prior_loss", "grad_norm"):
-            if key in a:
-                assert b[key] == pytest.approx(a[key], rel=1e-5), key
+    return metrics(out / "run")
 
 
 def test_full_unet_two_ranks_agree_save_rank0_and_match_one_process(tmp_path, instances):
     lr = 1e-3
     two = _run(tmp_path / "two", _config(tmp_path / "two", instances, lr=lr), nproc=2)
     one = _run(tmp_path / "one", _config(tmp_path / "one", instances, lr=lr), nproc=1)
-    _assert_matches_one_process(two, one, tmp_path / "two", tmp_path / "one", lr)
+    assert_matches_one_process(two, one, tmp_path / "two" / "run", tmp_path / "one" / "run", lr)
     # training moved the UNet by far more than the tolerance
     base = zoo.load("t2i").state_dict()
     unet = [k for k in base if k.startswith("unet.")]
@@ -109,7 +80,7 @@ def test_lora_with_prior_two_ranks_share_class_images_and_resume_exactly(tmp_pat
     }
     two = _run(tmp_path / "two", _config(tmp_path / "two", instances, **prior), nproc=2)
     one = _run(tmp_path / "one", _config(tmp_path / "one", instances, **prior), nproc=1)
-    _assert_matches_one_process(two, one, tmp_path / "two", tmp_path / "one", lr)
+    assert_matches_one_process(two, one, tmp_path / "two" / "run", tmp_path / "one" / "run", lr)
     assert "prior_loss" in _metrics(tmp_path / "two")[-1]
 
     # the class images: drawn in three batches, two by rank 0 and one by rank 1, into one folder that ends
