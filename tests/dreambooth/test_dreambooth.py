@@ -248,6 +248,26 @@ def test_lora_trains_only_adapters_and_resumes_exactly(tmp_path, instances):
     assert saved and all("lora_" in k for k in saved)
 
 
+def test_ema_run_exports_the_average_and_keeps_the_trained_weights_live(tmp_path, instances):
+    """Only rank 0 exports, so the export must not put the average into the live weights (the ranks would then
+    hold different models); what it writes is the EMA copy."""
+    from safetensors.torch import load_file
+
+    state = _trainer(tmp_path, instances, lora=True, lr=1e-2, ema_decay=0.5).fit()
+    saved = load_file(tmp_path / "run" / "model" / "pytorch_lora_weights.safetensors")
+
+    def named(module):  # checkpoint names -> the file's (alpha = rank: the scale folded into B is 1)
+        return {
+            k.replace(":", ".").replace("/", ".").replace(".default", ""): v
+            for k, v in module.state_dict().items()
+        }
+
+    ema, live = named(state.ema["model"].module), named(state.model)
+    assert saved.keys() == ema.keys() == live.keys() and saved
+    assert all(torch.equal(saved[k], ema[k]) for k in saved)
+    assert any(not torch.equal(live[k], ema[k]) for k in saved if "lora_B" in k)
+
+
 @pytest.mark.slow
 def test_lora_output_loads_in_diffusers_and_zoo_with_the_same_unet_output(tmp_path):
     from diffusers import StableDiffusionPipeline

@@ -69,7 +69,9 @@ def test_full_unet_two_ranks_agree_save_rank0_and_match_one_process(tmp_path, in
     assert all(torch.equal(v, two[f"model/{k}"]) for k, v in checkpoint.items())
 
 
-def test_lora_with_prior_two_ranks_share_class_images_and_resume_exactly(tmp_path, instances):
+def test_lora_with_prior_text_encoder_and_ema_two_ranks_share_class_images_and_resume_exactly(
+    tmp_path, instances
+):
     lr = 1e-2
     prior = {
         "lora": True,
@@ -77,6 +79,10 @@ def test_lora_with_prior_two_ranks_share_class_images_and_resume_exactly(tmp_pat
         "class_prompt": CLASS_PROMPTS,
         "num_class_images": 6,
         "class_batch_size": 2,
+        "train_text_encoder": True,  # adapters in both towers
+        "ema_decay": 0.5,  # the output is the average (rank 0 exports it)
+        "sample_every": 1,  # validation grids on rank 0 between steps
+        "sample_n": 2,
     }
     two = _run(tmp_path / "two", _config(tmp_path / "two", instances, **prior), nproc=2)
     one = _run(tmp_path / "one", _config(tmp_path / "one", instances, **prior), nproc=1)
@@ -92,16 +98,17 @@ def test_lora_with_prior_two_ranks_share_class_images_and_resume_exactly(tmp_pat
     said = (tmp_path / "two" / "stderr.txt").read_text()
     assert said.count("drawing 6 class images") == 1 and "2 processes sharing the batches" in said
 
-    # the LoRA file holds rank 0's adapters (alpha = rank: the scale folded into B is 1)
+    # the LoRA file holds rank 0's EMA adapters (alpha = rank: the scale folded into B is 1), in both towers
     lora = load_file(tmp_path / "two" / "run" / "model" / "pytorch_lora_weights.safetensors")
-    mine = {
-        k.removeprefix("model/").replace(":", ".").replace("/", ".").replace(".default", ""): v
+    average = {
+        k.removeprefix("ema/").replace(":", ".").replace("/", ".").replace(".default", ""): v
         for k, v in two.items()
-        if k.startswith("model/")
+        if k.startswith("ema/")
     }
-    assert lora.keys() == mine.keys() and len(lora) > 0
-    assert all(torch.equal(lora[k], mine[k]) for k in lora)
+    assert lora.keys() == average.keys() and {k.split(".")[0] for k in lora} == {"unet", "text_encoder"}
+    assert all(torch.equal(lora[k], average[k]) for k in lora)
     assert any(v.abs().max() > 0 for k, v in lora.items() if "lora_B" in k)
+    assert len(list((tmp_path / "two" / "run" / "samples").glob("step-*.png"))) == 2
 
     # stopped after step 1 under two ranks, then resumed under two ranks: the same weights as the straight run
     # (the class images are found in the cache this time)
@@ -110,7 +117,7 @@ def test_lora_with_prior_two_ranks_share_class_images_and_resume_exactly(tmp_pat
     _run(tmp_path / "b1", paused, nproc=2)
     resumed = {**paused, "stop_at": None, "resume": True}
     result = _run(tmp_path / "b2", resumed, nproc=2)
-    assert all(torch.equal(result[k], two[k]) for k in two if k.startswith("model/"))
+    assert all(torch.equal(result[k], two[k]) for k in two if k.startswith(("model/", "ema/")))
     lines = _metrics(tmp_path / "b")
     assert [line["step"] for line in lines] == [1, 2]
     assert lines[-1]["loss"] == _metrics(tmp_path / "two")[-1]["loss"]

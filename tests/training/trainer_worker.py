@@ -1,7 +1,7 @@
 """Run a registered trainer and dump what this rank holds (``python trainer_worker.py NAME OUT CONFIG_JSON``).
 
 The data-parallel tests start it under torchrun: each rank writes ``OUT/rank<r>.safetensors`` with the trained
-module (``model/...``) and the whole model it trained into (``latent/...``: the trainer's ``_model`` or ``base``),
+module (``model/...``), its EMA copy if any (``ema/...``) and the whole model it trained into (``latent/...``: the trainer's ``_model`` or ``base``),
 so a test can compare the ranks bit for bit and against what rank 0 saved. ``"resume": true`` in the JSON
 resumes.
 """
@@ -25,6 +25,9 @@ if __name__ == "__main__":
     state = trainer.fit(resume=resume)
     latent = getattr(trainer, "_model", None) or getattr(trainer, "base", None)
     tensors = {f"model/{k}": v.detach().clone() for k, v in state.model.state_dict().items()}
+    if "model" in state.ema:
+        ema = state.ema["model"].module.state_dict()
+        tensors.update({f"ema/{k}": v.detach().clone() for k, v in ema.items()})
     if latent is not None:
         tensors.update({f"latent/{k}": v.detach().clone() for k, v in latent.state_dict().items()})
     out.mkdir(parents=True, exist_ok=True)

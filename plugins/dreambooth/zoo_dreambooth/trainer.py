@@ -362,10 +362,20 @@ class DreamBoothTrainer(Trainer):
         return out
 
     def export(self, state, directory: Path) -> Path | None:  # type: ignore[no-untyped-def]
+        """Write the output (the EMA average with ``ema_decay``). The live weights are left as trained: only
+        rank 0 exports, so putting the average into them would leave the ranks holding different models."""
+        if self.config.ema_decay is None or "model" not in state.ema:
+            return self._write(state, Path(directory))
+        trained = state.modules["model"]
+        raw = {k: v.detach().clone() for k, v in trained.state_dict().items()}
+        state.ema["model"].copy_to(trained)
+        try:
+            return self._write(state, Path(directory))
+        finally:
+            trained.load_state_dict(raw)
+
+    def _write(self, state, directory: Path) -> Path:  # type: ignore[no-untyped-def]
         c = self.config
-        if c.ema_decay is not None and "model" in state.ema:
-            state.ema["model"].copy_to(state.modules["model"])  # training is over: export the average
-        directory = Path(directory)
         info = {
             "base": c.base,
             "instance_prompt": c.instance_prompt,
