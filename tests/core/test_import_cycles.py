@@ -191,8 +191,9 @@ def test_graph_sees_relative_lazy_cycle(tmp_path: Path) -> None:
 def test_no_import_cycles() -> None:
     graph = import_graph(project_modules())
     found = [frozenset(c) for c in _cycles()]
-    assert not found, "import cycles among the project's modules (move the shared thing down a layer):\n" + (
-        "\n".join(_describe(set(c), graph) for c in found)
+    assert not found, (
+        "import cycles among the project's modules (move the shared thing down a layer):\n"
+        + ("\n".join(_describe(set(c), graph) for c in found))
     )
 
 

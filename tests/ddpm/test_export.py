@@ -94,3 +94,4 @@ def test_fp16_variant(ddpm, tmp_path):
     back = zoo.load(str(out))  # our loader reads the variant files when they are the only ones
     assert back.dtype == torch.float32
     assert torch.equal(back.unet.conv_in.weight, ddpm.unet.conv_in.weight.half().float())
+

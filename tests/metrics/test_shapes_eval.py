@@ -119,9 +119,7 @@ def test_hearts_are_recognised_among_all_shapes_and_old_shapes_still_read():
     from zoo_core.data.shapes import ALL_SHAPES
 
     hearts, captions, _ = ShapesDataset(length=60, size=32, seed=3, shapes=["heart"]).as_tensors()
-    result = evaluate_shapes_samples(
-        hearts, captions
-    )  # a caption asks for a heart: all shapes are candidates
+    result = evaluate_shapes_samples(hearts, captions)  # a caption asks for a heart: all shapes are candidates
     assert result["shape_accuracy"] == 1.0 and result["all_accuracy"] == 1.0
     others, captions, _ = ShapesDataset(length=300, size=32, seed=11).as_tensors()
     assert evaluate_shapes_samples(others, captions, shapes=ALL_SHAPES)["shape_accuracy"] == 1.0
