@@ -152,6 +152,33 @@ def test_class_images_are_reused_and_completed(tmp_path):
     assert class_images.missing(directory, other) == other
 
 
+def test_ranks_sharing_the_class_batches_leave_the_folder_of_one_process(tmp_path):
+    """What torchrun's ranks do, in turn: rank r of 2 draws batches r, r + 2, ... into its manifest shard; the
+    merge leaves the same PNGs and manifest as one process, and a shard left by a stopped run counts as drawn."""
+    model = zoo.load("t2i")
+    specs = class_images.wanted(
+        ["a red circle on a blue background"],
+        5,
+        3,
+        base="t2i",
+        sampler="ddim",
+        steps=2,
+        guidance=3.0,
+        size=32,
+    )
+    one, two = tmp_path / "one", tmp_path / "two"
+    class_images.generate(model, one, specs, batch=2)
+    class_images.generate(model, two, specs, batch=2, rank=1, world_size=2)
+    drawn = sorted(p.name for p in two.glob("*.png"))
+    assert drawn == sorted(s.filename for s in specs[2:4])  # rank 1: the second batch only
+    assert class_images.missing(two, specs) == specs[:2] + specs[4:]  # its shard is read as a manifest
+    class_images.generate(model, two, specs, batch=2, rank=0, world_size=2)
+    class_images.merge_manifests(two)
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
+    assert not list(two.glob(class_images.SHARD_GLOB))
+    assert all((one / p.name).read_bytes() == p.read_bytes() for p in two.iterdir())
+
+
 # -- training ------------------------------------------------------------------------------------------------------
 def test_prior_preservation_loss_is_instance_plus_lambda_class(tmp_path, instances):
     trainer = _trainer(
@@ -219,6 +246,26 @@ def test_lora_trains_only_adapters_and_resumes_exactly(tmp_path, instances):
 
     saved = load_file(next((tmp_path / "a" / "run" / "checkpoints").glob("step-*")) / "model.safetensors")
     assert saved and all("lora_" in k for k in saved)
+
+
+def test_ema_run_exports_the_average_and_keeps_the_trained_weights_live(tmp_path, instances):
+    """Only rank 0 exports, so the export must not put the average into the live weights (the ranks would then
+    hold different models); what it writes is the EMA copy."""
+    from safetensors.torch import load_file
+
+    state = _trainer(tmp_path, instances, lora=True, lr=1e-2, ema_decay=0.5).fit()
+    saved = load_file(tmp_path / "run" / "model" / "pytorch_lora_weights.safetensors")
+
+    def named(module):  # checkpoint names -> the file's (alpha = rank: the scale folded into B is 1)
+        return {
+            k.replace(":", ".").replace("/", ".").replace(".default", ""): v
+            for k, v in module.state_dict().items()
+        }
+
+    ema, live = named(state.ema["model"].module), named(state.model)
+    assert saved.keys() == ema.keys() == live.keys() and saved
+    assert all(torch.equal(saved[k], ema[k]) for k in saved)
+    assert any(not torch.equal(live[k], ema[k]) for k in saved if "lora_B" in k)
 
 
 @pytest.mark.slow

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ddp_run import torchrun
 from train_helpers import TinyTrainer, tiny_config
 
 from zoo_core.training import checkpoint
@@ -20,12 +19,7 @@ SETTINGS = dict(max_steps=4, batch_size=8, grad_accum=2, checkpoint_every=2, log
 
 
 def _torchrun(out: Path, nproc: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    args = [f"{k}={v}" for k, v in SETTINGS.items()]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    return subprocess.run(
-        [*cmd, str(WORKER), str(out), *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return torchrun(WORKER, str(out), *[f"{k}={v}" for k, v in SETTINGS.items()], nproc=nproc, timeout=120)
 
 
 @pytest.mark.slow

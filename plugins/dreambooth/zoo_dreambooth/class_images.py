@@ -4,6 +4,11 @@ Image ``j`` of a run is drawn from ``prompts[j % len(prompts)]`` with seed ``cla
 wants is a pure function of its config. ``class_dir/manifest.json`` records every image written there (file,
 prompt, seed, base model, sampler, steps, guidance, size); an image whose record matches all of these is reused,
 and only the missing ones are drawn. A folder can therefore be shared between runs and grows as needed.
+
+Under ``torchrun`` the ranks share the drawing: the missing images are cut into the same batches as in one
+process (so every image gets the same pixels) and rank ``r`` of ``W`` draws batches ``r, r + W, ...``, recording
+them in its own ``manifest.rank<r>.json``; ``merge_manifests`` (rank 0, after a barrier) folds those into
+``manifest.json``. No two processes write the same file, and the folder ends as a one-process run leaves it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import torch
 
 MANIFEST = "manifest.json"
+SHARD_GLOB = "manifest.rank*.json"
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,7 @@ def wanted(
     ]
 
 
-def read_manifest(directory: Path) -> dict[str, dict[str, Any]]:
-    path = directory / MANIFEST
+def _read_records(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     try:
@@ -64,6 +69,31 @@ def read_manifest(directory: Path) -> dict[str, dict[str, Any]]:
     except json.JSONDecodeError:
         return {}  # a manifest cut off by a crash: its images are drawn again
     return {e["file"]: e for e in entries if isinstance(e, dict) and "file" in e}
+
+
+def read_manifest(directory: Path) -> dict[str, dict[str, Any]]:
+    """The records of ``manifest.json`` and of any rank's shard a stopped multi-process run left behind."""
+    records = _read_records(directory / MANIFEST)
+    for shard in sorted(directory.glob(SHARD_GLOB)):
+        records.update(_read_records(shard))
+    return records
+
+
+def shard_name(rank: int) -> str:
+    return f"manifest.rank{rank}.json"
+
+
+def merge_manifests(directory: Path) -> None:
+    """Fold the ranks' shards into ``manifest.json`` and remove them (one process, after all ranks drew)."""
+    from zoo_core.weights import write_json_atomic
+
+    shards = sorted(directory.glob(SHARD_GLOB))
+    if not shards:
+        return
+    records = read_manifest(directory)
+    write_json_atomic(sorted(records.values(), key=lambda r: r["file"]), directory / MANIFEST)
+    for shard in shards:
+        shard.unlink()
 
 
 def missing(directory: Path, images: Sequence[ClassImage]) -> list[ClassImage]:
@@ -83,22 +113,33 @@ def missing(directory: Path, images: Sequence[ClassImage]) -> list[ClassImage]:
 
 @torch.no_grad()
 def generate(
-    model: Any, directory: Path, images: Sequence[ClassImage], batch: int = 16, say: Any = print
+    model: Any,
+    directory: Path,
+    images: Sequence[ClassImage],
+    batch: int = 16,
+    say: Any = print,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> None:
     """Draw ``images`` with ``model`` and add them to ``directory`` (PNG + manifest record, written per batch so
-    an interrupted run keeps what it drew)."""
+    an interrupted run keeps what it drew). With ``world_size`` > 1 this process draws only its batches
+    (every rank must pass the same ``images``) and records them in its shard; see ``merge_manifests``."""
     from zoo_core.images import to_pil
     from zoo_core.weights import write_json_atomic
 
     directory.mkdir(parents=True, exist_ok=True)
     todo = list(images)
     if todo:
-        say(f"drawing {len(todo)} class images into {directory}")
-    records = read_manifest(directory)
+        share = f", {world_size} processes sharing the batches" if world_size > 1 else ""
+        say(f"drawing {len(todo)} class images into {directory}{share}")
+    manifest = directory / (MANIFEST if world_size == 1 else shard_name(rank))
+    records = read_manifest(directory) if world_size == 1 else _read_records(manifest)
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(todo), batch):
+        starts = range(0, len(todo), batch)
+        for start in starts[rank::world_size]:
             chunk = todo[start : start + batch]
             first = chunk[0]
             x = model.sample(
@@ -114,6 +155,6 @@ def generate(
             for spec, picture in zip(chunk, to_pil(x), strict=True):
                 picture.save(directory / spec.filename)
                 records[spec.filename] = {"file": spec.filename, "spec": asdict(spec)}
-            write_json_atomic(sorted(records.values(), key=lambda r: r["file"]), directory / MANIFEST)
+            write_json_atomic(sorted(records.values(), key=lambda r: r["file"]), manifest)
     finally:
         model.train(was_training)

@@ -56,6 +56,9 @@ class DreamBoothConfig(TrainConfig):
     class_sampler: str = Field("ddim", description="sampler drawing the class images")
     class_steps: int = Field(25, ge=1, description="steps of class_sampler")
     class_guidance: float | None = Field(None, description="default: the base model's guidance_scale")
+    class_batch_size: int = Field(
+        16, ge=1, description="class images per sampler call (under torchrun the ranks share the calls)"
+    )
     resolution: int | None = Field(None, ge=8, description="image side; default the base model's")
     train_text_encoder: bool = Field(False, description="also fine-tune the text encoder")
 
@@ -238,15 +241,35 @@ class DreamBoothTrainer(Trainer):
         )
 
     def _draw_class_images(self, model: Any) -> None:
+        """Draw the missing class images once: under torchrun the ranks share the batches (rank 0 decides
+        what is missing, so every rank cuts the same batches), then rank 0 merges their manifests."""
         from zoo_core.training import distributed
         from zoo_core.training.loop import _say_main, preserved_rng
         from zoo_dreambooth import class_images
 
-        if distributed.is_main():
-            todo = class_images.missing(self.class_dir(), self.class_images())
-            with preserved_rng():
-                class_images.generate(model, self.class_dir(), todo, say=lambda m: _say_main(m))
+        directory, specs = self.class_dir(), self.class_images()
+        todo = class_images.missing(directory, specs) if distributed.is_main() else None
+        todo = distributed.broadcast_object(todo)
+        with preserved_rng():
+            class_images.generate(
+                model,
+                directory,
+                todo,
+                batch=self.config.class_batch_size,
+                say=_say_main if distributed.is_main() else lambda m: None,
+                rank=distributed.rank(),
+                world_size=distributed.world_size(),
+            )
         distributed.barrier()
+        if distributed.is_main():
+            class_images.merge_manifests(directory)
+        distributed.barrier()
+        absent = class_images.missing(directory, specs)
+        if absent:  # another machine's rank drew them into a folder this one cannot see
+            raise ConfigError(
+                f"rank {distributed.rank()}: {len(absent)} class images are not in {directory} (first: "
+                f"{absent[0].filename}): on several machines class_dir must be a folder they all share"
+            )
 
     @torch.no_grad()
     def _moments(self, images: torch.Tensor) -> torch.Tensor:
@@ -339,10 +362,20 @@ class DreamBoothTrainer(Trainer):
         return out
 
     def export(self, state, directory: Path) -> Path | None:  # type: ignore[no-untyped-def]
+        """Write the output (the EMA average with ``ema_decay``). The live weights are left as trained: only
+        rank 0 exports, so putting the average into them would leave the ranks holding different models."""
+        if self.config.ema_decay is None or "model" not in state.ema:
+            return self._write(state, Path(directory))
+        trained = state.modules["model"]
+        raw = {k: v.detach().clone() for k, v in trained.state_dict().items()}
+        state.ema["model"].copy_to(trained)
+        try:
+            return self._write(state, Path(directory))
+        finally:
+            trained.load_state_dict(raw)
+
+    def _write(self, state, directory: Path) -> Path:  # type: ignore[no-untyped-def]
         c = self.config
-        if c.ema_decay is not None and "model" in state.ema:
-            state.ema["model"].copy_to(state.modules["model"])  # training is over: export the average
-        directory = Path(directory)
         info = {
             "base": c.base,
             "instance_prompt": c.instance_prompt,
