@@ -22,6 +22,15 @@ x0 models (eps = (x_t - sqrt(a_t) x0) / sqrt(1 - a_t)); epsilon models combine n
 a = 1, or to a_0 when the schedule says ``set_alpha_to_one: false`` (Stable Diffusion). As in the DDIM sampler a
 step always lands on the next visited timestep: identical to diffusers for ``leading`` spacing (SD's), which steps
 by T // steps whatever the spacing.
+
+Few training timesteps: the combination extrapolates (the 4th-order weights' magnitudes sum to 6.7), which costs
+nothing while consecutive predictions differ little, and a model with a_0 ~ 1 (DDPM: 0.9999) damps whatever the
+last step does. DDGAN's lowest timestep keeps a_0 = 0.52, so the last step carries the extrapolation into the image
+whole: there the 4th-order combination differs from the newest x0 prediction by RMS 0.53 (the prediction's own RMS
+is 0.81), 31% of the pixels leave [-1, 1] and the Frechet distance is 382 against DDIM's 78 (n = 64, ``zoo report
+samplers --models ddgan --n 64``, which footnotes the cell). Every timestep it queries is a trained one (3, 2, 2,
+1, 0 at 4 steps) and the x0 -> eps conversion is exact; combining eps instead of x0 gives 886, first-order steps
+throughout 90. It is the method's, not a bug: use ddim or dpm++2m on such models.
 """
 
 from __future__ import annotations
