@@ -55,7 +55,7 @@ def test_pndm_overshoots_on_ddgan_where_ddim_does_not():
     from zoo_core.metrics.sampler_matrix import measure
 
     pndm, ddim = measure("ddgan", "pndm", 50, 4, 4), measure("ddgan", "ddim", 50, 4, 4)
-    assert pndm["out_of_range"] > 0.1 and pndm["max_abs"] > 1.5
+    assert pndm["out_of_range"] > 0.05 and pndm["max_abs"] > 1.5
     assert ddim["out_of_range"] == 0 and ddim["max_abs"] <= 1
     assert abs(pndm["a0"] - 0.5217) < 1e-3  # DDGAN's lowest timestep keeps half the signal
 
@@ -82,6 +82,10 @@ def test_a_cell_far_above_its_rows_out_of_range_median_gets_a_footnote_with_the_
     table = markdown(cells, 8, "cmd")
     assert table.count("[1]") == 2 and "[2]" not in table  # the marker and its note; b is within the margin
     note = table.splitlines()[-1]
-    assert note.startswith("[1] c 4 on m: 31% of the pixels") and "median 2%" in note and "a_0 = 0.5" in note
+    assert (
+        note.startswith("[1] c 4 on m: 31% of the pixels lie more than 0.1 outside")
+        and "median 2%" in note
+        and "a_0 = 0.5" in note
+    )
     assert "sqrt(1 - a_0) = 0.71" in note
     assert "[1]" not in markdown([_cell("a", 0.2), _cell("b", 0.25)], 8, "cmd")  # a whole row alike: no note
