@@ -4,6 +4,12 @@ Each cell samples n images (seeds 0..n-1) at the sampler's recommended steps (th
 default sampler is that one; DDGAN's posterior sampler at 4 and 8 steps) and scores them with the project's
 evaluators: Frechet distance on digits-classifier features for digit models (lower is better), prompt adherence
 (shape, colour and background all right) for the shapes text-to-image model. A conversion bug shows as a number.
+
+Every cell also records the share of pixels more than OUT_OF_RANGE_TOLERANCE outside [-1, 1] before
+``Model.sample``'s clamp (``out_of_range``; a slight overshoot of the background is common and harmless): the clamp
+pins them at +-1, which the evaluator scores as saturated images. A cell far above its row's median gets
+a footnote with that share and the model's a_0 (the signal its lowest training timestep keeps), so a sampler that
+overshoots on a model shows why in numbers, not only as a bad distance.
 """
 
 from __future__ import annotations
@@ -17,6 +23,28 @@ from typing import Any
 #: steps per sampler where its default (None: all T training steps) is not what a user runs
 STEPS_OVERRIDE: dict[str, tuple[int, ...]] = {"ddgan": (4, 8), "ddpm": (100,)}
 PROMPTED = {"t2i"}
+#: a pixel counts as out of range when the output clamp moves it by more than this (5% of the range)
+OUT_OF_RANGE_TOLERANCE = 0.1
+#: footnote a cell whose out-of-range share exceeds its row's median by this much (a share of the pixels)
+OUT_OF_RANGE_MARGIN = 0.1
+
+
+class FinalSamples:
+    """A sampler callback keeping the last x of every sampling call (before decoding and the output clamp)."""
+
+    def __init__(self) -> None:
+        self.batches: list[Any] = []
+        self._last: Any = None
+
+    def __call__(self, i: int, t: Any, x: Any) -> None:
+        if i == 0 and self._last is not None:  # a new call began: the previous one's last x is final
+            self.batches.append(self._last)
+        self._last = x.detach().clone()
+
+    def samples(self) -> Any:
+        import torch
+
+        return torch.cat([*self.batches, self._last])
 
 
 def columns() -> list[tuple[str, int | None]]:
@@ -67,11 +95,13 @@ def measure(name: str, sampler: str, steps: int | None, n: int, batch_size: int)
         dataset = ShapesDataset(n)  # captions only (they do not depend on the size)
         captions = [dataset.spec(i).caption for i in range(n)]
         per_image["prompt"] = captions
+    final = FinalSamples()
     begin = time.perf_counter()
     images, timing = sample_model(
-        model, n, batch_size=batch_size, per_image=per_image, sampler=sampler, steps=run_steps
+        model, n, batch_size=batch_size, per_image=per_image, sampler=sampler, steps=run_steps, callback=final
     )
     cell: dict[str, Any] = {"model": name, "sampler": sampler, "steps": steps, "run_steps": run_steps, "n": n}
+    cell.update(out_of_range_stats(model, final.samples()))
     if captions:
         from zoo_core.metrics.shapes_eval import evaluate_shapes_samples
 
@@ -85,6 +115,19 @@ def measure(name: str, sampler: str, steps: int | None, n: int, batch_size: int)
     cell["seconds"] = time.perf_counter() - begin
     cell["nfe_per_image"] = timing["nfe_per_image"]
     return cell
+
+
+def out_of_range_stats(model: Any, x: Any) -> dict[str, float]:
+    """How far the decoded samples leave [-1, 1] before the output clamp, and the model's a_0."""
+    import torch
+
+    with torch.no_grad():
+        raw = model.decode(x).float().abs()
+    return {
+        "out_of_range": float((raw > 1 + OUT_OF_RANGE_TOLERANCE).float().mean()),
+        "max_abs": float(raw.max()),
+        "a0": float(model.schedule.alphas_cumprod[0]),
+    }
 
 
 def matrix(n: int, batch_size: int, models: list[str] | None = None) -> list[dict[str, Any]]:
@@ -113,11 +156,49 @@ def markdown(cells: list[dict[str, Any]], n: int, command: str) -> str:
         head,
         "|" + "---|" * (len(cols) + 1),
     ]
+    notes: list[str] = []
     for name in names:
         metric = next(c["metric"] for c in cells if c["model"] == name)
         values = [by.get((name, s, st)) for s, st in cols]
-        lines.append(f"| {name} ({metric}) | " + " | ".join(_value(v) for v in values) + " |")
+        flagged = {id(c) for c in overshooting(cells, name)}
+        texts = []
+        for cell in values:
+            text = _value(cell)
+            if cell is not None and id(cell) in flagged:
+                notes.append(_footnote(len(notes) + 1, cell, cells))
+                text += f" [{len(notes)}]"
+            texts.append(text)
+        lines.append(f"| {name} ({metric}) | " + " | ".join(texts) + " |")
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _row_median(cells: list[dict[str, Any]], name: str) -> float | None:
+    shares = sorted(c["out_of_range"] for c in cells if c["model"] == name and "out_of_range" in c)
+    return shares[(len(shares) - 1) // 2] if shares else None
+
+
+def overshooting(cells: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The cells of row ``name`` whose out-of-range share exceeds the row's median by OUT_OF_RANGE_MARGIN."""
+    median = _row_median(cells, name)
+    if median is None:
+        return []
+    return [
+        c for c in cells if c["model"] == name and c.get("out_of_range", 0.0) > median + OUT_OF_RANGE_MARGIN
+    ]
+
+
+def _footnote(number: int, cell: dict[str, Any], cells: list[dict[str, Any]]) -> str:
+    median = _row_median(cells, cell["model"])
+    return (
+        f"[{number}] {cell['sampler']} {cell['steps']} on {cell['model']}: {cell['out_of_range']:.0%} of the "
+        f"pixels lie more than {OUT_OF_RANGE_TOLERANCE} outside [-1, 1] before the output clamp (max |x| "
+        f"{cell['max_abs']:.2f}; the row's median "
+        f"{median:.0%}), so the scored images are pinned at +-1. {cell['model']}'s lowest training timestep keeps "
+        f"a_0 = {cell['a0']:.4g} of the signal: every sampler's last step goes to the data from noise std "
+        f"sqrt(1 - a_0) = {(1 - cell['a0']) ** 0.5:.2f}."
+    )
 
 
 def _value(cell: dict[str, Any] | None) -> str:

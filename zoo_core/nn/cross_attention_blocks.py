@@ -4,12 +4,14 @@ cross-attend to a conditioning sequence (Rombach et al. 2022, sec. 3.3).
 Class and parameter names follow diffusers' ``CrossAttnDownBlock2D``, ``UNetMidBlock2DCrossAttn`` and
 ``CrossAttnUpBlock2D`` so Stable Diffusion UNet checkpoints load unchanged. Each block builds ``Transformer2DModel``
 with ``num_attention_heads`` heads of ``out_channels // num_attention_heads`` channels; everything else (resnets,
-resamplers, the forward passes) is ``unet_blocks``' with the transformers in the attention slot.
+resamplers, the forward passes) is ``unet_blocks``' with the transformers in the attention slot. The arguments the
+three blocks share (diffusers' names) are declared once, by ``CrossAttentionBlock``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -65,16 +67,16 @@ def _transformers(
     )
 
 
-class CrossAttnDownBlock2D(nn.Module):
-    """(resnet -> spatial transformer) x ``num_layers``, then a 2x downsampler; returns every output for skips."""
+class CrossAttentionBlock(nn.Module):
+    """What the three blocks share: their resnets' options and one spatial transformer per layer, built first (the
+    order random init draws in, so seeded weights match diffusers'). Subclasses add their resnets and resamplers
+    from ``resnet_options`` and ``num_layers``."""
 
     has_cross_attention = True
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
-        temb_channels: int,
+        channels: int,
         dropout: float = 0.0,
         num_layers: int = 1,
         transformer_layers_per_block: int | Sequence[int] = 1,
@@ -85,18 +87,16 @@ class CrossAttnDownBlock2D(nn.Module):
         num_attention_heads: int = 1,
         cross_attention_dim: int = 1280,
         output_scale_factor: float = 1.0,
-        downsample_padding: int = 1,
-        add_downsample: bool = True,
         use_linear_projection: bool = False,
         only_cross_attention: bool = False,
     ) -> None:
         super().__init__()
-        opts = ResnetOptions(
+        self.num_layers = num_layers
+        self.resnet_options = ResnetOptions(
             dropout, resnet_eps, resnet_groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
         )
-        self.downsample_type = "conv" if add_downsample else None
         self.attentions = _transformers(
-            out_channels,
+            channels,
             num_attention_heads,
             num_layers,
             transformer_layers_per_block,
@@ -105,9 +105,28 @@ class CrossAttnDownBlock2D(nn.Module):
             use_linear_projection=use_linear_projection,
             only_cross_attention=only_cross_attention,
         )
-        self.resnets = opts.stack(
-            down_in_channels(in_channels, out_channels, num_layers), out_channels, temb_channels
-        )
+
+
+class CrossAttnDownBlock2D(CrossAttentionBlock):
+    """(resnet -> spatial transformer) x ``num_layers``, then a 2x downsampler; returns every output for skips.
+
+    ``shared`` are ``CrossAttentionBlock``'s arguments (dropout, num_layers, resnet_*, num_attention_heads, ...).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        temb_channels: int,
+        *,
+        downsample_padding: int = 1,
+        add_downsample: bool = True,
+        **shared: Any,
+    ) -> None:
+        super().__init__(out_channels, **shared)
+        self.downsample_type = "conv" if add_downsample else None
+        widths = down_in_channels(in_channels, out_channels, self.num_layers)
+        self.resnets = self.resnet_options.stack(widths, out_channels, temb_channels)
         self.downsamplers = conv_downsampler(out_channels, downsample_padding) if add_downsample else None
 
     def forward(
@@ -123,14 +142,12 @@ class CrossAttnDownBlock2D(nn.Module):
         )
 
 
-class CrossAttnUpBlock2D(nn.Module):
+class CrossAttnUpBlock2D(CrossAttentionBlock):
     """(concat one skip -> resnet -> spatial transformer) x ``num_layers``, then a 2x upsampler.
 
     ``in_channels`` is the width of the deepest skip this block consumes, ``prev_output_channel`` that of the
-    block below, as in ``UpBlock2D``.
+    block below, as in ``UpBlock2D``; ``shared`` are ``CrossAttentionBlock``'s arguments.
     """
-
-    has_cross_attention = True
 
     def __init__(
         self,
@@ -138,37 +155,14 @@ class CrossAttnUpBlock2D(nn.Module):
         out_channels: int,
         prev_output_channel: int,
         temb_channels: int,
-        dropout: float = 0.0,
-        num_layers: int = 1,
-        transformer_layers_per_block: int | Sequence[int] = 1,
-        resnet_eps: float = 1e-6,
-        resnet_time_scale_shift: str = "default",
-        resnet_act_fn: str = "silu",
-        resnet_groups: int = 32,
-        num_attention_heads: int = 1,
-        cross_attention_dim: int = 1280,
-        output_scale_factor: float = 1.0,
+        *,
         add_upsample: bool = True,
-        use_linear_projection: bool = False,
-        only_cross_attention: bool = False,
+        **shared: Any,
     ) -> None:
-        super().__init__()
-        opts = ResnetOptions(
-            dropout, resnet_eps, resnet_groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
-        )
+        super().__init__(out_channels, **shared)
         self.upsample_type = "conv" if add_upsample else None
-        self.attentions = _transformers(
-            out_channels,
-            num_attention_heads,
-            num_layers,
-            transformer_layers_per_block,
-            cross_attention_dim=cross_attention_dim,
-            groups=resnet_groups,
-            use_linear_projection=use_linear_projection,
-            only_cross_attention=only_cross_attention,
-        )
-        widths = up_in_channels(in_channels, prev_output_channel, out_channels, num_layers)
-        self.resnets = opts.stack(widths, out_channels, temb_channels)
+        widths = up_in_channels(in_channels, prev_output_channel, out_channels, self.num_layers)
+        self.resnets = self.resnet_options.stack(widths, out_channels, temb_channels)
         self.upsamplers = conv_upsampler(out_channels) if add_upsample else None
 
     def forward(
@@ -193,44 +187,18 @@ class CrossAttnUpBlock2D(nn.Module):
         )
 
 
-class UNetMidBlock2DCrossAttn(nn.Module):
-    """resnet, then ``num_layers`` x (spatial transformer, resnet), at the lowest resolution."""
+class UNetMidBlock2DCrossAttn(CrossAttentionBlock):
+    """resnet, then ``num_layers`` x (spatial transformer, resnet), at the lowest resolution.
 
-    has_cross_attention = True
+    ``shared`` are ``CrossAttentionBlock``'s arguments; ``resnet_groups`` None picks diffusers' mid-block default.
+    """
 
     def __init__(
-        self,
-        in_channels: int,
-        temb_channels: int,
-        dropout: float = 0.0,
-        num_layers: int = 1,
-        transformer_layers_per_block: int | Sequence[int] = 1,
-        resnet_eps: float = 1e-6,
-        resnet_time_scale_shift: str = "default",
-        resnet_act_fn: str = "silu",
-        resnet_groups: int | None = 32,
-        num_attention_heads: int = 1,
-        output_scale_factor: float = 1.0,
-        cross_attention_dim: int = 1280,
-        use_linear_projection: bool = False,
-        only_cross_attention: bool = False,
+        self, in_channels: int, temb_channels: int, *, resnet_groups: int | None = 32, **shared: Any
     ) -> None:
-        super().__init__()
-        groups = mid_groups(resnet_groups, in_channels)
-        opts = ResnetOptions(
-            dropout, resnet_eps, groups, resnet_act_fn, resnet_time_scale_shift, output_scale_factor
-        )
-        self.attentions = _transformers(
-            in_channels,
-            num_attention_heads,
-            num_layers,
-            transformer_layers_per_block,
-            cross_attention_dim=cross_attention_dim,
-            groups=groups,
-            use_linear_projection=use_linear_projection,
-            only_cross_attention=only_cross_attention,
-        )
-        self.resnets = opts.stack([in_channels] * (num_layers + 1), in_channels, temb_channels)
+        super().__init__(in_channels, resnet_groups=mid_groups(resnet_groups, in_channels), **shared)
+        widths = [in_channels] * (self.num_layers + 1)
+        self.resnets = self.resnet_options.stack(widths, in_channels, temb_channels)
 
     def forward(
         self,

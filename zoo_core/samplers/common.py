@@ -78,6 +78,10 @@ class DiffusionSampler(Sampler):
     def sample(self, run: Run, noise: torch.Tensor, steps: int, **options: Any) -> torch.Tensor:
         raise NotImplementedError
 
+    def parse_options(self, **options: Any) -> dict[str, Any]:
+        """Check the sampler's own options (those its base does not take) and return them for ``step``."""
+        return options
+
 
 class Run:
     """One sampling call: the model, its conditioning and random state (nothing outlives the call)."""
@@ -259,34 +263,6 @@ def karras_ve_schedule(
     sigma_max = max(sigma_list)
     init_sigma = sigma_max if spacing in ("linspace", "trailing") else (sigma_max**2 + 1) ** 0.5
     return t.float().tolist(), sigma_list, init_sigma
-
-
-def timestep_start(
-    sampler: str,
-    schedule: NoiseSchedule,
-    noise: torch.Tensor,
-    steps: int,
-    spacing: str | None,
-    strength: float | None,
-    init: torch.Tensor | None,
-) -> tuple[list[int], torch.Tensor]:
-    """The timesteps a timestep-space sampler visits (img2img skips the first ones) and its first x: the noise, or
-    (img2img) the init diffused to the first visited timestep."""
-    timesteps = visited_timesteps(sampler, schedule, steps, spacing)
-    timesteps = timesteps[start_index(sampler, steps, strength, init) :]
-    if init is None:
-        return timesteps, noise
-    a = float(schedule.alphas_cumprod[timesteps[0]])
-    return timesteps, a**0.5 * check_init(init, noise) + (1 - a) ** 0.5 * noise
-
-
-def ve_start(
-    noise: torch.Tensor, sigmas: list[float], init_sigma: float, start: int, init: torch.Tensor | None
-) -> torch.Tensor:
-    """The first variance-exploding x: noise at the initial sigma, or (img2img) init + sigma_start noise."""
-    if init is None:
-        return noise * init_sigma
-    return check_init(init, noise) + noise * sigmas[start]
 
 
 # -- img2img ------------------------------------------------------------------------------------------------------

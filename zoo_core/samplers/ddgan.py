@@ -17,46 +17,22 @@ from __future__ import annotations
 import torch
 
 from zoo_core.sampler import SamplerOption
-from zoo_core.samplers.common import (
-    COMMON_OPTIONS,
-    SPACING_INFO,
-    DiffusionSampler,
-    Run,
-    timestep_start,
-)
+from zoo_core.samplers.common import SPACING_INFO
 from zoo_core.samplers.posterior import sample_posterior, step_posterior
+from zoo_core.samplers.timestep import TimestepSampler, TimestepStep
 
 
-class DDGANSampler(DiffusionSampler):
+class DDGANSampler(TimestepSampler):
     name = "ddgan"
     description = (
         "DDGAN posterior sampling: x_{t-1} ~ q(x_{t-1} | x_t, x0' = G(x_t, t, z)) (Xiao et al. 2022)"
     )
-    options = COMMON_OPTIONS | {"timestep_spacing"}
     option_info = {"timestep_spacing": SamplerOption(SPACING_INFO.help, None, "trailing")}
     default_steps = None  # every training timestep: T
+    default_spacing = "trailing"
 
-    def sample(
-        self,
-        run: Run,
-        noise: torch.Tensor,
-        steps: int,
-        *,
-        timestep_spacing: str | None = None,
-        init: torch.Tensor | None = None,
-        strength: float | None = None,
-    ) -> torch.Tensor:
-        schedule = run.schedule
-        timesteps, x = timestep_start(
-            self.name, schedule, noise, steps, timestep_spacing or "trailing", strength, init
-        )
-        batch = noise.shape[0]
-
-        for i, t in enumerate(run.steps(timesteps)):
-            s = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-            x0 = run.denoise_at(x, t).x0
-            post = step_posterior(schedule, torch.full((batch,), t), torch.full((batch,), s))
-            last = torch.full((batch,), s < 0)
-            x = sample_posterior(post, x0, x, None if s < 0 else run.noise_like(x), last)
-            run.step_done(i, t, x)
-        return x
+    def step(self, s: TimestepStep) -> torch.Tensor:
+        batch = s.x.shape[0]
+        post = step_posterior(s.run.schedule, torch.full((batch,), s.t), torch.full((batch,), s.t_next))
+        noise = None if s.last else s.run.noise_like(s.x)
+        return sample_posterior(post, s.denoised.x0, s.x, noise, torch.full((batch,), s.last))

@@ -25,17 +25,8 @@ from typing import Any
 import torch
 
 from zoo_core.sampler import SamplerOption, StepCallback
-from zoo_core.samplers.common import (
-    COMMON_OPTIONS,
-    SPACING_INFO,
-    DiffusionSampler,
-    Run,
-    check_eta,
-    check_steps,
-    timestep_start,
-    visited_timesteps,
-    working_dtype,
-)
+from zoo_core.samplers.common import Run, check_eta, check_steps, visited_timesteps, working_dtype
+from zoo_core.samplers.timestep import TimestepSampler, TimestepStep
 
 
 def ddim_sigma(a_t: float, a_s: float, eta: float) -> float:
@@ -51,43 +42,25 @@ def ddim_step(
     return x if z is None or sigma == 0 else x + sigma * z
 
 
-class DDIMSampler(DiffusionSampler):
+class DDIMSampler(TimestepSampler):
     name = "ddim"
     description = (
         "DDIM (Song et al. 2021): eta=0 deterministic, eta=1 DDPM-like; leading/trailing/linspace spacing"
     )
-    options = COMMON_OPTIONS | {"eta", "timestep_spacing"}
+    options = TimestepSampler.options | {"eta"}
     option_info = {
-        "eta": SamplerOption("noise scale: 0 deterministic (the DDIM ODE), 1 DDPM's posterior variance", 0.0),
-        "timestep_spacing": SPACING_INFO,
+        "eta": SamplerOption("noise scale: 0 deterministic (the DDIM ODE), 1 DDPM's posterior variance", 0.0)
     }
     default_steps = 50
+    final_alpha_from_schedule = True
 
-    def sample(
-        self,
-        run: Run,
-        noise: torch.Tensor,
-        steps: int,
-        *,
-        eta: float = 0.0,
-        timestep_spacing: str | None = None,
-        init: torch.Tensor | None = None,
-        strength: float | None = None,
-    ) -> torch.Tensor:
-        schedule = run.schedule
-        eta = check_eta(self.name, eta)
-        timesteps, x = timestep_start(self.name, schedule, noise, steps, timestep_spacing, strength, init)
-        alphas = schedule.alphas_cumprod.tolist()
-        final = 1.0 if schedule.set_alpha_to_one else alphas[0]
+    def parse_options(self, eta: float = 0.0) -> dict[str, Any]:
+        return {"eta": check_eta(self.name, eta)}
 
-        for i, t in enumerate(run.steps(timesteps)):
-            a_t = alphas[t]
-            a_s = alphas[timesteps[i + 1]] if i + 1 < len(timesteps) else final
-            p = run.denoise_at(x, t)
-            sigma = ddim_sigma(a_t, a_s, eta)
-            x = ddim_step(p.x0, p.eps, a_s, sigma, run.noise_like(x) if eta > 0 else None)
-            run.step_done(i, t, x)
-        return x
+    def step(self, s: TimestepStep, eta: float) -> torch.Tensor:
+        sigma = ddim_sigma(s.a_t, s.a_next, eta)
+        z = s.run.noise_like(s.x) if eta > 0 else None
+        return ddim_step(s.denoised.x0, s.denoised.eps, s.a_next, sigma, z)
 
     def invert(
         self,
@@ -108,7 +81,7 @@ class DDIMSampler(DiffusionSampler):
         run = Run(self.name, model, cond, None, callback, progress, working_dtype(model, x0))
         timesteps = visited_timesteps(self.name, schedule, steps, timestep_spacing)[::-1]
         alphas = schedule.alphas_cumprod.tolist()
-        a_cur = 1.0 if schedule.set_alpha_to_one else alphas[0]
+        a_cur = self.final_alpha(schedule)
         x = x0.to(device=run.device, dtype=run.dtype)
         for i, t in enumerate(run.steps(timesteps)):
             a_t = alphas[t]

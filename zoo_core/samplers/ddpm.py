@@ -14,17 +14,14 @@ spacing by default), exactly as diffusers' DDPMScheduler does.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from zoo_core.errors import SamplerError
 from zoo_core.sampler import SamplerOption
-from zoo_core.samplers.common import (
-    COMMON_OPTIONS,
-    SPACING_INFO,
-    DiffusionSampler,
-    Run,
-    timestep_start,
-)
+from zoo_core.samplers.common import Run
+from zoo_core.samplers.timestep import TimestepSampler, TimestepStep
 
 VARIANCES = {"fixed_small": "fixed_small", "fixed_small_log": "fixed_small", "fixed_large": "fixed_large"}
 VARIANCES["fixed_large_log"] = "fixed_large"
@@ -41,44 +38,30 @@ def posterior_step(
     return mean, (small if variance_type == "fixed_small" else beta)
 
 
-class DDPMSampler(DiffusionSampler):
+class DDPMSampler(TimestepSampler):
     name = "ddpm"
     description = "ancestral DDPM sampling (Ho et al. 2020); variance fixed_small or fixed_large"
-    options = COMMON_OPTIONS | {"variance_type", "timestep_spacing"}
+    options = TimestepSampler.options | {"variance_type"}
     option_info = {
         "variance_type": SamplerOption(
             "fixed_small (posterior variance) or fixed_large (beta_t)", None, "the schedule's"
-        ),
-        "timestep_spacing": SPACING_INFO,
+        )
     }
     default_steps = None  # every training timestep
 
     def sample(
-        self,
-        run: Run,
-        noise: torch.Tensor,
-        steps: int,
-        *,
-        variance_type: str | None = None,
-        timestep_spacing: str | None = None,
-        init: torch.Tensor | None = None,
-        strength: float | None = None,
+        self, run: Run, noise: torch.Tensor, steps: int, variance_type: str | None = None, **options: Any
     ) -> torch.Tensor:
-        schedule = run.schedule
-        variance = VARIANCES.get(variance_type or schedule.variance_type)
+        """Resolve the variance (the schedule's by default) before any network call, then run the base."""
+        variance_type = variance_type or run.schedule.variance_type
+        variance = VARIANCES.get(variance_type)
         if variance is None:
             raise SamplerError(
-                f"Sampler 'ddpm': variance_type must be fixed_small or fixed_large, got "
-                f"{variance_type or schedule.variance_type!r} (learned variances are not supported)"
+                f"Sampler 'ddpm': variance_type must be fixed_small or fixed_large, got {variance_type!r} "
+                "(learned variances are not supported)"
             )
-        timesteps, x = timestep_start(self.name, schedule, noise, steps, timestep_spacing, strength, init)
-        alphas_cumprod = schedule.alphas_cumprod.tolist()
+        return super().sample(run, noise, steps, variance=variance, **options)
 
-        for i, t in enumerate(run.steps(timesteps)):
-            s = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-            a_t, a_s = alphas_cumprod[t], (alphas_cumprod[s] if s >= 0 else 1.0)
-            x0 = run.denoise_at(x, t).x0
-            mean, var = posterior_step(x, x0, a_t, a_s, variance)
-            x = mean + var**0.5 * run.noise_like(x) if t > 0 else mean
-            run.step_done(i, t, x)
-        return x
+    def step(self, s: TimestepStep, variance: str) -> torch.Tensor:
+        mean, var = posterior_step(s.x, s.denoised.x0, s.a_t, s.a_next, variance)
+        return mean + var**0.5 * s.run.noise_like(s.x) if s.t > 0 else mean

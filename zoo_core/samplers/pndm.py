@@ -22,20 +22,26 @@ x0 models (eps = (x_t - sqrt(a_t) x0) / sqrt(1 - a_t)); epsilon models combine n
 a = 1, or to a_0 when the schedule says ``set_alpha_to_one: false`` (Stable Diffusion). As in the DDIM sampler a
 step always lands on the next visited timestep: identical to diffusers for ``leading`` spacing (SD's), which steps
 by T // steps whatever the spacing.
+
+Few training timesteps: the combination extrapolates (the 4th-order weights' magnitudes sum to 6.7), which costs
+nothing while consecutive predictions differ little, and a model with a_0 ~ 1 (DDPM: 0.9999) damps whatever the
+last step does. DDGAN's lowest timestep keeps a_0 = 0.52, so the last step carries the extrapolation into the image
+whole: there the 4th-order combination differs from the newest x0 prediction by RMS 0.53 (the prediction's own RMS
+is 0.81), 31% of the pixels leave [-1, 1] and the Frechet distance is 382 against DDIM's 78 (n = 64, ``zoo report
+samplers --models ddgan --n 64``, which footnotes the cell). Every timestep it queries is a trained one (3, 2, 2,
+1, 0 at 4 steps) and the x0 -> eps conversion is exact; combining eps instead of x0 gives 886, first-order steps
+throughout 90. It is the method's, not a bug: use ddim or dpm++2m on such models.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from zoo_core.errors import SamplerError
-from zoo_core.samplers.common import (
-    COMMON_OPTIONS,
-    SPACING_INFO,
-    DiffusionSampler,
-    Run,
-    timestep_start,
-)
+from zoo_core.samplers.common import Run
+from zoo_core.samplers.timestep import TimestepSampler, TimestepStep
 
 
 def pndm_transfer(x: torch.Tensor, eps: torch.Tensor, a_t: float, a_s: float) -> torch.Tensor:
@@ -56,49 +62,29 @@ def plms_combine(history: list[torch.Tensor]) -> torch.Tensor:
     return (55 * e[3] - 59 * e[2] + 37 * e[1] - 9 * e[0]) / 24
 
 
-class PNDMSampler(DiffusionSampler):
+class PNDMSampler(TimestepSampler):
     name = "pndm"
     description = (
         "PNDM / PLMS (Liu et al. 2022): 4th-order linear multistep, Stable Diffusion's default scheduler"
     )
-    options = COMMON_OPTIONS | {"timestep_spacing"}
-    option_info = {"timestep_spacing": SPACING_INFO}
     default_steps = 50
+    final_alpha_from_schedule = True
+    history_size = 3  # with the current output, the four of the 4th-order combination
 
-    def sample(
-        self,
-        run: Run,
-        noise: torch.Tensor,
-        steps: int,
-        *,
-        timestep_spacing: str | None = None,
-        init: torch.Tensor | None = None,
-        strength: float | None = None,
-    ) -> torch.Tensor:
+    def sample(self, run: Run, noise: torch.Tensor, steps: int, **options: Any) -> torch.Tensor:
         if run.clip_option:
             raise SamplerError(
                 "Sampler 'pndm' steps on the noise estimate and never forms x0, so it cannot clip x0; use 'ddim' "
                 "or 'ddpm' for clip_sample=True"
             )
-        schedule = run.schedule
-        timesteps, x = timestep_start(self.name, schedule, noise, steps, timestep_spacing, strength, init)
-        alphas = schedule.alphas_cumprod.tolist()
-        final = 1.0 if schedule.set_alpha_to_one else alphas[0]
-        history: list[
-            torch.Tensor
-        ] = []  # raw outputs at each visited (x, t); not the correction's extra call
-        for i, t in enumerate(run.steps(timesteps)):
-            a_t = alphas[t]
-            s = timesteps[i + 1] if i + 1 < len(timesteps) else None
-            a_s = alphas[s] if s is not None else final
-            here = run.denoise_at(x, t)
-            history.append(here.output)
-            if i == 0 and s is not None:
-                # Heun-like start: predict x_s with the first output, then step with its mean with the output there
-                x_s = pndm_transfer(x, here.eps, a_t, a_s)
-                combined = (history[0] + run.denoise_at(x_s, s).output) / 2
-            else:
-                combined = plms_combine(history)
-            x = pndm_transfer(x, here.recombined(combined).eps, a_t, a_s)
-            run.step_done(i, t, x)
-        return x
+        return super().sample(run, noise, steps, **options)
+
+    def step(self, s: TimestepStep) -> torch.Tensor:
+        here = s.denoised
+        if s.i == 0 and not s.last:
+            # Heun-like start: predict x_s with the first output, then step with its mean with the output there
+            x_s = pndm_transfer(s.x, here.eps, s.a_t, s.a_next)
+            combined = (here.output + s.denoise(x_s, s.t_next).output) / 2
+        else:  # raw outputs at each visited (x, t), not the start's extra call
+            combined = plms_combine([p.output for p in [*s.history, here]])
+        return pndm_transfer(s.x, here.recombined(combined).eps, s.a_t, s.a_next)

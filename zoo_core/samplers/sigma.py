@@ -91,7 +91,7 @@ def evaluate(run: Run, space: str, x: torch.Tensor, t: float, sigma: float) -> P
 
 
 class SigmaSampler(DiffusionSampler):
-    """Base of the sigma-space samplers; subclasses implement ``step`` (and ``parse_options`` for extra options)."""
+    """Base of the sigma-space samplers; subclasses implement ``step`` (``parse_options`` checks extra options)."""
 
     options: ClassVar[frozenset[str]] = COMMON_OPTIONS | {"use_karras_sigmas", "timestep_spacing"}
     option_info: ClassVar[Mapping[str, SamplerOption]] = {
@@ -107,10 +107,6 @@ class SigmaSampler(DiffusionSampler):
     ) -> tuple[list, list, float]:
         """(timesteps, steps + 1 sigmas ending at 0, initial noise std): diffusers' discrete Karras schedulers."""
         return karras_ve_schedule(schedule, steps, spacing, karras)
-
-    def parse_options(self, **options: Any) -> dict[str, Any]:
-        """Check the sampler's own options (those beyond the shared ones) and return them for ``step``."""
-        return options
 
     def step(self, s: SigmaStep, **options: Any) -> torch.Tensor:
         raise NotImplementedError
