@@ -374,6 +374,12 @@ def probe(
     else:
         peak = _status_kb("VmHWM")
         used = (peak * 1024 - base) if peak is not None and base is not None else 0
+    if images.shape[0] != 1:
+        raise UsageError(
+            f"{type(model).__name__} gives {images.shape[0]} images per seed with these options (edit= draws a "
+            "source and an edited image from each); zoo sample writes one image per seed: draw them from Python, "
+            "model.sample(n, ..., batch_size=B) or model.sample_iter(n, batch_size=B, ...)"
+        )
     _, c, h, w = images.shape
     return (int(h), int(w), int(c)), max(int(used), 4 * c * h * w)
 
