@@ -15,7 +15,7 @@ torch and model included, so nothing of one run is left in the other's), their r
 0..small-1 of both folders are byte-identical (``cmp`` of each pair).
 
 ``bad-output``: the output mistakes that must fail before any sampling (bad extension, unwritable ``--out``,
-``-n 0``, a grid too large, an unknown option), each ``zoo sample`` timed in its own process: exit code, wall
+``-n 0``, a grid too large, an option the model does not take, an unknown flag), each ``zoo sample`` timed in its own process: exit code, wall
 seconds, lines on stderr, and whether anything was written.
 
 ``resume``: ``zoo sample ddgan -n N --out-dir A`` uninterrupted; the same into B as a child process killed with
@@ -130,7 +130,8 @@ def bad_output(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "unwritable --out": ["--n", "4", "--out", str(blocked / "grid.png")],
         "--n 0": ["--n", "0", "--out-dir", str(root / "zero")],
         "grid too large": ["--n", "100000", "--out", str(root / "grid.png")],
-        "unknown option": ["--n", "4", "--out-dir", str(root / "opt"), "--guidance-scale", "3"],
+        "option the model does not take": ["--n", "4", "--out-dir", str(root / "opt"), "--guidance-scale", "3"],
+        "unknown flag": ["--n", "4", "--out-dir", str(root / "flag"), "--frobnicate"],
     }
     rows = []
     for name, extra in cases.items():

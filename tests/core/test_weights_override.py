@@ -165,3 +165,17 @@ def test_cli_override_prints_one_warning_line_and_a_bad_file_one_error_line(tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("zoo: error:") and "ddgan-official" in err[0]
     assert not (tmp_path / "e").exists()
+
+
+def test_nan_in_an_official_file_is_refused_naming_the_tensor_unless_allowed(tmp_path):
+    model = zoo.load("ddgan")
+    key, tensor = next((k, v) for k, v in model.state_dict().items() if v.is_floating_point() and v.numel() > 2)
+    with torch.no_grad():
+        tensor.view(-1)[2] = float("inf")
+    model.save_pretrained(tmp_path, format="official")
+    with pytest.raises(WeightsError, match=rf"{key} has 1 of {tensor.numel()} values non-finite"):
+        zoo.load("ddgan", weights=tmp_path / "netG.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = zoo.load("ddgan", weights=tmp_path / "netG.pth", allow_nonfinite=True)
+    assert torch.isinf(loaded.state_dict()[key]).sum() == 1
