@@ -374,6 +374,12 @@ def probe(
     else:
         peak = _status_kb("VmHWM")
         used = (peak * 1024 - base) if peak is not None and base is not None else 0
+    if images.shape[0] != 1:
+        raise UsageError(
+            f"{type(model).__name__} gives {images.shape[0]} images per seed with these options (edit= draws a "
+            "source and an edited image from each); zoo sample writes one image per seed: draw them from Python, "
+            "model.sample(n, ..., batch_size=B) or model.sample_iter(n, batch_size=B, ...)"
+        )
     _, c, h, w = images.shape
     return (int(h), int(w), int(c)), max(int(used), 4 * c * h * w)
 
@@ -419,6 +425,33 @@ def _sample_options(args: Any) -> dict[str, Any]:
         except ValueError:
             raise UsageError(f"--labels {args.labels!r}: expected comma-separated integers") from None
     return kwargs
+
+
+def refuse_unconditional_options(name: str, sampler: str | None, kwargs: Mapping[str, Any]) -> None:
+    """Options an unconditional card's model does not take, refused from its card and class before its weights
+    are loaded (the probe after loading checks conditional models, whose options depend on the weights' config)."""
+    if not kwargs:
+        return
+    from zoo_core.api import get_model_class
+    from zoo_core.cli_help import _card_config
+    from zoo_core.registry import get_registry, get_sampler
+
+    registry = get_registry()
+    if name not in registry.cards:
+        return  # a saved folder or hf:// source: the probe checks it
+    card = registry.card(name)
+    cls = get_model_class(card.architecture)
+    if cls.sample_options(_card_config(card, cls), card):
+        return
+    sampler_name = sampler or card.default_sampler or cls.default_sampler
+    accepted = set(get_sampler(sampler_name).options) if sampler_name else set()
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        takes = f" ({', '.join(sorted(accepted))})" if accepted else ""
+        raise UsageError(
+            f"{cls.__name__}.sample() got unexpected arguments {unknown}; it is unconditional and takes only n, "
+            f"sampler, steps, seed, output and the sampler's options{takes}"
+        )
 
 
 def _set_threads(requested: int | None, device: str | None) -> str:
@@ -483,6 +516,8 @@ def run(args: Any) -> int:
     kwargs = _sample_options(args)
     say = log if rank == 0 else (lambda message: None)
 
+    if args.weights is None:
+        refuse_unconditional_options(args.name, args.sampler, kwargs)
     threads = _set_threads(args.threads, args.device)
     model = load(
         args.name,

@@ -10,7 +10,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from zoo_core import __version__
 from zoo_core.errors import ZooError
@@ -253,8 +253,15 @@ class SampleHelp(argparse.Action):
         parser.exit()
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): every bad-input message of zoo is one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="zoo",
         description="A model zoo for generative image models.",
         epilog="Start with `zoo list`, then `zoo sample NAME --help` (a model's options) and "

@@ -9,6 +9,8 @@ through ``zoo_register_converters`` and the core calls them, so no model family 
 - ``write(model, directory, **options) -> Path``: a zoo model -> the official layout (``save_pretrained(dir,
   format="official")`` / ``zoo export --format official``), where the family has one.
 - ``check(source, **options)``: refuse before anything is downloaded (an opt-in the format needs, ...).
+- ``detect(path) -> bool``: whether a file with one of ``suffixes`` is in this format (its header or keys, not its
+  tensors), so a file given for a card (``weights=FILE``) is read by the converter that reads it.
 - ``convert(source, out_dir, **options) -> Path``: ``zoo convert``; by default ``read`` then ``save_pretrained``.
 
 Callables may be given as ``"package.module:function"`` import paths, resolved on first use, so registering a
@@ -55,6 +57,8 @@ class Converter:
     architecture: str | None = None
     #: file name endings of the official files (``.pth``), to find the file in a folder
     suffixes: tuple[str, ...] = ()
+    #: ``detect(path) -> bool``: the file (with one of ``suffixes``) is in this format; None: the ending decides
+    detect: Callable[[Path], bool] | str | None = None
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +76,19 @@ class Converter:
         resolved = _resolve(target)
         setattr(self, role, resolved)
         return resolved
+
+    def claims(self, path: Path) -> bool:
+        """Whether this converter reads the file ``path``: its name ends with one of ``suffixes`` and ``detect``
+        (if any) recognises it; a file ``detect`` cannot read is not claimed."""
+        if not self.suffixes or not path.is_file() or not path.name.endswith(self.suffixes):
+            return False
+        detect = self.function("detect")
+        if detect is None:
+            return True
+        try:
+            return bool(detect(path))
+        except Exception:
+            return False
 
     def load(self, path: str | os.PathLike[str], **options: Any) -> Any:
         """``read`` the official file at ``path`` into a zoo model."""

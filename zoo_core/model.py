@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: endings of the weights files ``from_pretrained`` reads itself (safetensors; torch files with weights_only=True)
+NATIVE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 CARD_NAME = "card.json"
 ARCH_KEY = "_zoo_architecture"
 
@@ -141,6 +143,10 @@ class Model(nn.Module):
     default_steps: int | None = None
     #: what ``save_pretrained(format=...)`` can write (zoo_core.export.FORMATS)
     export_formats: ClassVar[tuple[str, ...]] = ("zoo",)
+    #: the layouts ``from_pretrained`` reads itself (converters add the official ones), named in errors
+    native_formats: ClassVar[tuple[str, ...]] = (
+        "zoo (a save_pretrained folder: config.json + model.safetensors, or that model.safetensors)",
+    )
 
     def __init__(self, config: Config | Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -385,7 +391,9 @@ class Model(nn.Module):
 
     @classmethod
     def read_config(cls, directory: Path, overrides: Mapping[str, Any] | None = None) -> Config:
-        """The config stored with the weights (our format); subclasses also read other layouts (diffusers)."""
+        """The config stored with the weights (our format; for a weights file, the config.json beside it), else
+        ``overrides`` (the card's); subclasses also read other layouts (diffusers)."""
+        directory = directory if directory.is_dir() else directory.parent
         path = directory / CONFIG_NAME
         if not path.exists():
             if overrides is not None:
@@ -437,11 +445,19 @@ class Model(nn.Module):
             sha256=spec.sha256 if spec else None,
             model=card.name if card is not None else None,
         )
-        config = cls.read_config(directory, overrides=card.config if card is not None else None)
-        with empty_init():
-            model = cls(config)
-        state = cls.read_state_dict(directory)
-        weights.check_state_dict(model, state, str(path_or_repo))
+        unknown = cls._unrecognised_local(path_or_repo)
+        if unknown is not None and unknown.is_file() and not unknown.name.endswith(NATIVE_SUFFIXES):
+            raise WeightsError(f"{unknown} is not a weights file zoo reads. {cls.formats_read()}")
+        try:
+            config = cls.read_config(directory, overrides=card.config if card is not None else None)
+            with empty_init():
+                model = cls(config)
+            state = cls.read_state_dict(directory)
+            weights.check_state_dict(model, state, str(path_or_repo))
+        except WeightsError as exc:
+            if unknown is None:
+                raise
+            raise WeightsError(f"{str(exc).rstrip('.')}. {cls.formats_read()}") from None
         weights.check_finite(state, str(path_or_repo))
         model.load_state_dict(state, strict=True, assign=True)
         model._materialize_non_persistent()
@@ -452,31 +468,101 @@ class Model(nn.Module):
 
     @classmethod
     def weights_converter(cls, source: str | os.PathLike[str], card: ModelCard | None) -> Converter | None:
-        """The converter that reads ``source``: the one the card's ``weights.format`` names, or (a file given
-        for a card) the converter of this architecture that claims the file's ending; None for zoo/diffusers
-        weights, including a folder an official checkpoint was converted into."""
+        """The converter that reads ``source``: for a local file (or a folder holding one) the registered converter
+        of this architecture that claims it (its ending and content, ``Converter.claims``), whatever the card's
+        format; else the one the card's ``weights.format`` names; None for zoo/diffusers weights, including a
+        folder an official checkpoint was converted into."""
         from zoo_core.converter import NATIVE_FORMATS
         from zoo_core.registry import get_registry
 
         source = os.fspath(source)
         local = None if weights.is_hub_source(source) or source.startswith("embedded:") else Path(source)
-        if local is not None:
+        fmt = card.weights.format if card is not None and card.weights is not None else "auto"
+        if local is not None and local.expanduser().exists():
             local = local.expanduser()
             if local.is_dir() and any((local / n).exists() for n in (CONFIG_NAME, "model_index.json")):
                 return None  # a converted copy, or a diffusers folder
-        registry = get_registry()
-        fmt = card.weights.format if card is not None and card.weights is not None else "auto"
+            claims = cls.claiming_converters(local)
+            named = [c for c in claims if c.name == fmt]
+            if len(claims) > 1 and not named:
+                raise WeightsError(
+                    f"{local} is claimed by several converters of {cls.architecture!r} "
+                    f"({', '.join(c.name for c in claims)}): name one in the card's weights.format"
+                )
+            if claims:
+                return (named or claims)[0]
+            if fmt in NATIVE_FORMATS:
+                return None
         if fmt not in NATIVE_FORMATS:
-            return registry.converter_for_card(card)
-        if local is not None and local.is_file() and local.suffix != ".safetensors":
-            claims = [
-                c
-                for c in registry.converters()
-                if c.architecture == cls.architecture and c.suffixes and local.name.endswith(c.suffixes)
-            ]
-            if len(claims) == 1:
-                return claims[0]
+            return get_registry().converter_for_card(card)
         return None
+
+    @classmethod
+    def claiming_converters(cls, path: Path) -> list[Converter]:
+        """The registered converters of this architecture that read the file ``path``, or a file in the folder
+        ``path``."""
+        from zoo_core.registry import get_registry
+
+        files = [path] if path.is_file() else sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        return [
+            c
+            for c in get_registry().converters()
+            if c.architecture == cls.architecture and any(c.claims(f) for f in files)
+        ]
+
+    @classmethod
+    def formats_read(cls) -> str:
+        """One sentence naming every layout this architecture loads from: its own and its converters'."""
+        from zoo_core.registry import get_registry
+
+        converters = [c for c in get_registry().converters() if c.architecture == cls.architecture]
+        listing = "; ".join(
+            [*cls.native_formats, *(f"{c.name}: {c.reads}" for c in converters if c.suffixes)]
+        )
+        return f"{cls.__name__} ({cls.architecture}) loads: {listing} (`zoo convert --list`)"
+
+    @classmethod
+    def _unrecognised_local(cls, source: str | os.PathLike[str]) -> Path | None:
+        """``source`` if it is a local file, or a local folder in none of the native layouts; else None."""
+        source = os.fspath(source)
+        if weights.is_hub_source(source) or source.startswith("embedded:"):
+            return None
+        path = Path(source).expanduser()
+        if path.is_file():
+            return path
+        if path.is_dir() and not any((path / n).exists() for n in (CONFIG_NAME, "model_index.json", WEIGHTS_NAME)):
+            return path
+        return None
+
+    @classmethod
+    def published_config(cls, card: ModelCard) -> dict[str, Any]:
+        """The architecture config of the card's published files, when they are on this machine (embedded, a local
+        folder, the Hugging Face cache): what a weights file given for the card is read with when it records none
+        (an official ``netG.pth``, a lone ``model.safetensors``). Empty when unknown; never downloads."""
+        if card.config or card.weights is None:
+            return dict(card.config)
+        from zoo_core import sources
+
+        source = card.weights.source
+        try:
+            if source.startswith("embedded:"):
+                folder: Path | None = sources.embedded_path(source)
+            elif sources.is_hub_source(source):
+                from huggingface_hub import try_to_load_from_cache
+
+                hub = sources.parse_hf_source(source)
+                prefix = f"{hub.subfolder}/" if hub.subfolder else ""
+                found = try_to_load_from_cache(
+                    hub.repo_id, prefix + CONFIG_NAME, revision=card.weights.revision or hub.revision
+                )
+                folder = Path(found).parent if isinstance(found, str) else None
+            else:
+                folder = Path(source).expanduser()
+            if folder is None or not folder.is_dir():
+                return {}
+            return cls.read_config(folder).model_dump(mode="json")
+        except Exception:  # a broken or partial copy: the file must then record its architecture itself
+            return {}
 
     @classmethod
     def _load_converted(
@@ -537,18 +623,21 @@ class Model(nn.Module):
         """Build the model a card describes: its weights if it names any (read by the converter its
         ``weights.format`` names, with ``options``), else a fresh model of its config."""
         source = weights_source or (card.weights.source if card.weights else None)
+        unverified = False
         if weights_source is not None and card.weights is not None:
             # the card's revision, file list and checksums pin its own source, not the weights given instead (a
-            # local copy, the user's training run, one weights file: read as it is, not its folder)
-            if card.weights.sha256:
-                warnings.warn(
-                    f"{os.fspath(weights_source)}: checksums not checked (the card {card.name!r} pins its "
-                    "published files, not a local copy); loading it as it is",
-                    UnverifiedWeightsWarning,
-                    stacklevel=3,
-                )
+            # local copy, the user's training run, one weights file: read as it is, not its folder); the
+            # architecture of the card's published files reads a file that records none
+            unverified = bool(card.weights.sha256)
+            # format "auto": what the file is decides (a converter that claims it, else zoo/diffusers)
             update = {"source": os.fspath(weights_source), "files": [], "sha256": {}, "revision": None}
-            card = card.model_copy(update={"weights": card.weights.model_copy(update=update)})
+            update["format"] = "auto"
+            card = card.model_copy(
+                update={
+                    "weights": card.weights.model_copy(update=update),
+                    "config": cls.published_config(card),
+                }
+            )
         if source is None:
             if options:
                 raise TypeError(
@@ -559,9 +648,15 @@ class Model(nn.Module):
             except ConfigError as exc:
                 raise ConfigError(f"Card {card.name!r}: {exc}") from None
             return model._finish_loading(card, device, dtype)
-        return cls.from_pretrained(
-            source, device=device, dtype=dtype, revision=revision, card=card, **options
-        )
+        model = cls.from_pretrained(source, device=device, dtype=dtype, revision=revision, card=card, **options)
+        if unverified:  # after the load: a file that fails gets its one error, not a warning before it
+            warnings.warn(
+                f"{os.fspath(weights_source)}: checksums not checked (the card {card.name!r} pins its published "
+                "files, not a local copy); loaded as it is",
+                UnverifiedWeightsWarning,
+                stacklevel=3,
+            )
+        return model
 
     def _materialize_non_persistent(self) -> None:
         """Buffers not in the state dict are still on the meta device after loading: rebuild them on the CPU."""

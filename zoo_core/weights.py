@@ -177,6 +177,16 @@ def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
         ) from None
 
 
+def peek_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """What a torch file holds, for a converter's ``detect``: memory-mapped (zip format: keys and structure without
+    reading tensor data), else read whole; always ``weights_only=True``. Raises on anything unreadable."""
+    name = os.fspath(path)
+    try:
+        return torch.load(name, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
+        return torch.load(name, map_location="cpu", weights_only=True)
+
+
 #: set (``allow_nonfinite``, ``ZOO_ALLOW_NONFINITE=1``, ``zoo sample --allow-nonfinite-weights``) to load weights
 #: holding NaN or inf anyway, e.g. to debug the run that produced them
 ALLOW_NONFINITE: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_allow_nonfinite", default=False)

@@ -188,3 +188,23 @@ def test_net_model_is_converted_with_ema_false(tmp_path):
     out = convert_pytorch_ddpm(_save_ckpt(tmp_path / "ckpt.pt", state), tmp_path / "out", ema=False)
     converted = load_safetensors(out / "model.safetensors")
     assert torch.equal(converted["unet.conv_out.bias"], state["tail.2.bias"] + 1)
+
+
+def test_a_pytorch_ddpm_checkpoint_given_for_a_card_is_read_by_its_converter(tmp_path):
+    """``zoo.load("ddpm", weights=ckpt.pt)``: the converter claims the file by its entries (the ``.pt`` could as
+    well be a state dict in our names), and the result is what ``zoo convert pytorch-ddpm`` writes."""
+    import warnings
+
+    state = official_state(scale=4)
+    ckpt = _save_ckpt(tmp_path / "ckpt.pt", state)
+    converted = zoo.load_pretrained(convert_pytorch_ddpm(ckpt, tmp_path / "out"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the override's "checksums not checked" (tests/core/test_weights_override)
+        model = zoo.load("ddpm", weights=ckpt)
+    assert model.config.unet.block_out_channels == (32, 64, 64, 64)
+    ours = model.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in converted.state_dict().items())
+    torch.save({"unet.conv_in.weight": torch.zeros(1)}, tmp_path / "ours.pt")  # our names: not claimed
+    from zoo_ddpm.convert import is_pytorch_ddpm
+
+    assert is_pytorch_ddpm(ckpt) and not is_pytorch_ddpm(tmp_path / "ours.pt")

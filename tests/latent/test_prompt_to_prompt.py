@@ -219,3 +219,35 @@ def test_edit_refuses_its_own_prompt_arguments(model):
         model.sample(1, edit=edit, prompt="a cat", **RUN)
     with pytest.raises(ValueError, match="x_T="):
         model.sample(1, edit=edit, x_T=torch.zeros(2, 4, 8, 8), **RUN)
+
+
+def test_edit_images_do_not_depend_on_the_batch_size_and_stream(model):
+    edit = {"type": "replace", "source": SOURCE, "target": TARGET}
+    whole = model.sample(3, edit=edit, seed=5, batch_size=3, **RUN)
+    assert whole.shape == (6, 3, 16, 16)
+    # pair i is seeded 5 + i: the one-call edit of those seeds, the source half the plain sample of each seed
+    torch.testing.assert_close(model.sample(3, edit=edit, seed=[5, 6, 7], **RUN), whole, rtol=0, atol=1e-5)
+    assert (whole[3:] - whole[:3]).abs().max() > 1e-3  # the edit changed the targets
+    for batch_size in (1, 2):
+        split = model.sample(3, edit=edit, seed=5, batch_size=batch_size, **RUN)
+        torch.testing.assert_close(split, whole, rtol=0, atol=1e-5)
+    batches = list(model.sample_iter(3, batch_size=2, edit=edit, seed=5, **RUN))
+    assert [tuple(b.shape) for b in batches] == [(4, 3, 16, 16), (2, 3, 16, 16)]
+    streamed = torch.cat([batches[0][:2], batches[1][:1], batches[0][2:], batches[1][1:]])
+    torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-5)
+    arrays = model.sample(3, edit=edit, seed=5, batch_size=2, output="numpy", **RUN)
+    assert arrays.shape == (6, 16, 16, 3) and arrays.dtype.name == "uint8"
+
+
+def test_zoo_sample_refuses_an_edit_before_writing_anything(tmp_path, capsys):
+    """An edit gives two images per seed; the CLI writes one per seed, so it says so before any sampling."""
+    import json
+
+    from zoo_core.cli import main
+
+    edit = json.dumps({"type": "replace", "source": SOURCE, "target": TARGET})
+    code = main(["sample", "t2i", "-n", "2", "--out-dir", str(tmp_path / "d"), "--threads", "1", "--quiet",
+                 "--set", f"edit={edit}"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("zoo: error:") and "2 images per seed" in err[-1]
+    assert "batch_size=B" in err[-1] and not (tmp_path / "d").exists()

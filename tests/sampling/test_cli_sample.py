@@ -145,6 +145,8 @@ def test_a_grid_is_written_from_the_streamed_batches(tmp_path, capsys):
             ["--shard", "0/2", "--out-dir", "{tmp}/d", "--out", "{tmp}/s.npz"],
             "run the shards with --out-dir only",
         ),
+        (["--out-dir", "{tmp}/d", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["--out-dir", "{tmp}/d", "--guidance-scale", "3"], "unexpected arguments ['guidance_scale']"),
     ],
 )
 def test_bad_output_and_counts_exit_2_at_once_with_one_line_and_nothing_written(tmp_path, args, message):
@@ -224,3 +226,16 @@ def test_torchrun_two_processes_give_the_one_process_folder(tmp_path, capsys):
         array[3], np.asarray(Image.open(tmp_path / "one" / "000003.png"))[..., None]
     )
     torch.testing.assert_close(torch.from_numpy(array).shape, torch.Size([7, 16, 16, 1]))
+
+
+def test_an_unconditional_cards_options_are_refused_before_its_weights_load(tmp_path, capsys, monkeypatch):
+    """The unknown-option case is a bad-output case too: refused from the card and class, with nothing loaded."""
+    import zoo_core.api
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the options were checked")
+
+    monkeypatch.setattr(zoo_core.api, "load", no_load)
+    code, out, err = run(capsys, "--n", "3", "--out-dir", str(tmp_path / "d"), "--guidance-scale", "3")
+    assert code == 2 and "unexpected arguments ['guidance_scale']" in err and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()

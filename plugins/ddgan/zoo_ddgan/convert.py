@@ -101,7 +101,7 @@ def resolve_config(
     """The config the weights are converted with: ``config`` if given, else the preset's (or the single preset
     that fits), updated with ``overrides``; raises naming the keys that do not fit."""
     if config is not None:
-        candidates = {"the given config": dict(config)}
+        candidates = {"the config given for it (a card's, or its args.json)": dict(config)}
     elif preset is not None:
         candidates = {preset: preset_config(preset)}
     else:
@@ -128,10 +128,27 @@ def resolve_config(
         where = f"any preset ({', '.join(PRESETS)}); against the closest, {name!r}"
     else:
         where = name if config is not None else f"preset {name!r}"
-    raise WeightsError(
-        f"{source} is not an official DDGAN generator checkpoint of {where}: " + " | ".join(problems) + ". "
-        "Is it another model's file, or a custom architecture (pass its config fields as options, e.g. "
+    fix = (
+        f"Is it another architecture? Convert it with its config fields: `zoo convert ddgan-official {source} "
+        "OUT --set preset=cifar10 --set num_channels_dae=64 ...`, then load OUT"
+        if config is not None
+        else "Is it another model's file, or a custom architecture (pass its config fields as options, e.g. "
         "--set num_channels_dae=64, with the nearest preset)?"
+    )
+    raise WeightsError(
+        f"{source} is not an official DDGAN generator checkpoint of {where}: " + " | ".join(problems) + ". " + fix
+    )
+
+
+def is_official(path: str | os.PathLike[str]) -> bool:
+    """``detect`` of the converter: a torch file holding a generator state dict under the official names
+    (``module.all_modules.*`` and ``module.z_transform.*``, or without the DDP prefix); read memory-mapped where the format allows."""
+    try:
+        state = weights.peek_torch_checkpoint(path)
+    except Exception:
+        return False
+    return isinstance(state, Mapping) and bool(state) and all(
+        isinstance(k, str) and k.removeprefix(PREFIX).startswith(("all_modules.", "z_transform.")) for k in state
     )
 
 
@@ -157,9 +174,9 @@ def official_model(
 ) -> Any:
     """A ``DDGANModel`` (CPU, eval mode) with the weights of an official ``netG_*.pth``, converted in memory.
 
-    Without ``config`` or ``preset``, an ``args.json`` beside the file (what ``format="official"`` writes) gives
-    the architecture; else the one preset whose shapes fit."""
-    if config is None and preset is None:
+    Without ``preset``, an ``args.json`` beside the file (what ``format="official"`` writes: the file's own record)
+    gives the architecture, else ``config`` (the card's), else the one preset whose shapes fit."""
+    if preset is None:
         args = Path(source).with_name(ARGS_NAME)
         if args.is_file():
             config = json.loads(args.read_text(encoding="utf-8"))

@@ -21,6 +21,7 @@ def zoo_register_converters(register):
         convert="zoo_ddgan.convert:convert_official",
         architecture="ddgan.ncsnpp",
         suffixes=(".pth", ".pt"),
+        detect="zoo_ddgan.convert:is_official",
     )
 
 

@@ -233,6 +233,18 @@ def convert_state_dict(
     return cfg, out
 
 
+def is_pytorch_ddpm(path: Path) -> bool:
+    """``detect`` of the converter: ``ckpt.pt`` of pytorch-ddpm (``ema_model`` / ``net_model`` entries) or a bare
+    UNet state dict in its names; read memory-mapped where the format allows."""
+    try:
+        ckpt = weights.peek_torch_checkpoint(path)
+    except Exception:
+        return False
+    if not isinstance(ckpt, Mapping):
+        return False
+    return bool({"ema_model", "net_model"} & set(ckpt)) or "time_embedding.timembedding.0.weight" in ckpt
+
+
 def read_checkpoint(path: Path, ema: bool = True) -> dict[str, torch.Tensor]:
     """The UNet state dict in ``ckpt.pt`` (``ema_model``, or ``net_model`` with ``ema=False``), or the file itself
     when it is a bare state dict."""

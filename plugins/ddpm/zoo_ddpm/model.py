@@ -161,6 +161,10 @@ class DDPMModel(Model):
     default_sampler = "ddpm"
     default_steps = 1000
     export_formats: ClassVar[tuple[str, ...]] = ("zoo", "diffusers")
+    native_formats: ClassVar[tuple[str, ...]] = (
+        *Model.native_formats,
+        "diffusers (a DDPMPipeline or UNet2DModel folder, or its diffusion_pytorch_model.safetensors)",
+    )
     config: DDPMConfig
 
     def __init__(self, config: DDPMConfig | Mapping[str, Any] | None = None) -> None:

@@ -22,6 +22,8 @@ def zoo_register_converters(register):
         reads="w86763777/pytorch-ddpm ckpt.pt (ema_model, or net_model with --set ema=false)",
         read="zoo_ddpm.convert:pytorch_ddpm_model",
         architecture="ddpm.unet",
+        suffixes=(".pt", ".pth", ".ckpt"),
+        detect="zoo_ddpm.convert:is_pytorch_ddpm",
     )
 
 

@@ -221,6 +221,10 @@ class LatentTextToImageModel(Model):
     default_sampler = "pndm"  # the PNDMScheduler of the published SD pipelines
     default_steps = 50
     export_formats: ClassVar[tuple[str, ...]] = ("zoo", "diffusers")
+    native_formats: ClassVar[tuple[str, ...]] = (
+        *Model.native_formats,
+        "diffusers (a StableDiffusionPipeline folder: model_index.json, unet/, vae/, text_encoder/, tokenizer/)",
+    )
     config: LatentConfig
 
     def __init__(self, config: LatentConfig | Mapping[str, Any] | None = None) -> None:
@@ -324,21 +328,44 @@ class LatentTextToImageModel(Model):
             n, seed=generator, init=init, strength=strength, height=height, width=width, **kwargs
         )
 
-    def sample(self, n: int = 1, *, edit: Any = None, **kwargs: Any) -> Any:
+    def sample(self, n: int = 1, *, edit: Any = None, batch_size: int | None = None, **kwargs: Any) -> Any:
         """``Model.sample`` with text: ``prompt=``, ``negative_prompt=``, ``guidance_scale=``, ``height``/``width``.
 
         ``edit`` (a ``PromptEdit`` or a dict of its fields, see ``zoo_latent.prompt_to_prompt``) runs a
         Prompt-to-Prompt edit instead: 2n images, the source prompt's n then the edited prompt's n, pair i from the
         same noise: ``sample(1, edit={"type": "replace", "source": "a red circle on a blue background",
-        "target": "a red square on a blue background"}, seed=0)``.
+        "target": "a red square on a blue background"}, seed=0)``. With ``batch_size`` the pairs are drawn
+        ``batch_size`` pairs at a time (``2 * batch_size`` images per UNet batch, pair i seeded ``seed + i``, so
+        the images do not depend on the batch size) and returned in the same layout; ``sample_iter(n,
+        batch_size=B, edit=...)`` streams them, each batch as its b source images then their b edited twins.
         """
         if edit is None:
-            return super().sample(n, **kwargs)
+            return super().sample(n, batch_size=batch_size, **kwargs)
+        if batch_size is not None:
+            return self._sample_edit_batched(n, edit, batch_size, kwargs)
         from zoo_latent.prompt_to_prompt import prepare_edit
 
         plan = prepare_edit(self, n, edit, **kwargs)
         with plan.controlling(self):
             return super().sample(2 * n, **plan.sample_kwargs)
+
+    def _sample_edit_batched(self, n: int, edit: Any, batch_size: int, kwargs: dict[str, Any]) -> Any:
+        """``sample(n, edit=..., batch_size=B)``: the batches of ``sample_iter`` (b sources, then b targets each)
+        put back in the one-call layout (all n sources, then all n targets)."""
+        output = kwargs.get("output", "tensor")
+        sources: list[Any] = []
+        targets: list[Any] = []
+        for batch in self.sample_iter(n, batch_size=batch_size, edit=edit, **kwargs):
+            half = len(batch) // 2
+            sources.append(batch[:half])
+            targets.append(batch[half:])
+        if output == "pil":
+            return [image for part in (*sources, *targets) for image in part]
+        if output == "numpy":
+            import numpy as np
+
+            return np.concatenate([*sources, *targets])
+        return torch.cat([*sources, *targets])
 
     def set_attention_controller(self, controller: AttentionController | None) -> list[str]:
         """Route the UNet's self- and cross-attention maps through ``controller`` (Prompt-to-Prompt editing,

@@ -236,6 +236,16 @@ def write_official(model: StyleGANModel, directory: Path) -> Path:
     return weights.save_safetensors(model.state_dict(), Path(directory) / OFFICIAL_NAME, metadata=metadata)
 
 
+def is_official(path: Path) -> bool:
+    """``detect`` of the safetensors converter: the file says it is the official ``G_ema`` (what
+    ``write_official`` records in the metadata), so a zoo ``model.safetensors`` is not taken for one."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    return "G_kwargs" in metadata or metadata.get("network") == "G_ema"
+
+
 def read_official(path: Path, *, config: Mapping[str, Any] | None = None) -> StyleGANModel:
     """A ``G_ema`` safetensors file (official names) as our model: the architecture from its ``G_kwargs``
     metadata, else from ``config``."""

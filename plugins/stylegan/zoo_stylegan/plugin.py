@@ -30,6 +30,7 @@ def zoo_register_converters(register: Register) -> None:
         write="zoo_stylegan.convert:write_official",
         architecture="stylegan2",
         suffixes=(".safetensors",),
+        detect="zoo_stylegan.convert:is_official",
     )
 
 
