@@ -81,9 +81,10 @@ def measure(chosen: list[Row], n: int, batch_size: int) -> list[dict[str, Any]]:
 def machine() -> str:
     import torch
 
+    threads = torch.get_num_threads()
     return (
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
+        f"{threads} thread{'s' if threads != 1 else ''}, {torch.backends.cpu.get_cpu_capability()}"
     )
 
 
