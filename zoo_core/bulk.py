@@ -433,7 +433,7 @@ def refuse_unconditional_options(name: str, sampler: str | None, kwargs: Mapping
     if not kwargs:
         return
     from zoo_core.api import get_model_class
-    from zoo_core.cli_help import _card_config
+    from zoo_core.cli_help import card_config
     from zoo_core.registry import get_registry, get_sampler
 
     registry = get_registry()
@@ -441,7 +441,7 @@ def refuse_unconditional_options(name: str, sampler: str | None, kwargs: Mapping
         return  # a saved folder or hf:// source: the probe checks it
     card = registry.card(name)
     cls = get_model_class(card.architecture)
-    if cls.sample_options(_card_config(card, cls), card):
+    if cls.sample_options(card_config(card, cls), card):
         return
     sampler_name = sampler or card.default_sampler or cls.default_sampler
     accepted = set(get_sampler(sampler_name).options) if sampler_name else set()

@@ -123,25 +123,10 @@ def _flag(option: str) -> str:
     return SAMPLE_FLAGS.get(option, f"--set {option}=")
 
 
-def _card_config(card: Any, cls: type) -> Any:
-    """The model's config without its weights: the config.json shipped beside embedded or local weights (a JSON
-    read), else the card's own config section."""
-    from pathlib import Path
-
-    from zoo_core import sources
-
-    source = card.weights.source if card.weights else None
-    folder: Path | None = None
-    try:
-        if source and source.startswith("embedded:"):
-            folder = sources.embedded_path(source)
-        elif source and not sources.is_hub_source(source):
-            folder = Path(source).expanduser()
-        if folder is not None and (folder / "config.json").is_file():
-            return cls.read_config(folder, card.config)
-    except Exception:  # a help text must not fail on a broken local folder: fall back to the card
-        pass
-    return cls.config_class.parse(card.config, where=f"card {card.name!r}")
+def card_config(card: Any, cls: type) -> Any:
+    """The model's config without its weights: the published files' config where they are on this machine
+    (``Model.published_config``: embedded, a local folder, the Hugging Face cache), else the card's own section."""
+    return cls.config_class.parse(cls.published_config(card) or card.config, where=f"card {card.name!r}")
 
 
 def model_help(name: str) -> str:
@@ -172,7 +157,7 @@ def model_help(name: str) -> str:
     else:
         card = info(name)
         cls = get_model_class(card.architecture)
-        config = _card_config(card, cls)
+        config = card_config(card, cls)
     sampler_name = card.default_sampler or cls.default_sampler
     sampler = get_sampler(sampler_name) if sampler_name else None
     steps = card.default_steps or (cls.default_steps if sampler_name == cls.default_sampler else None)
